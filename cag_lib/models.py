@@ -1,0 +1,121 @@
+"""Classifiers with one uniform API: logits and penultimate features in one pass.
+
+A `Classifier` wraps any timm model. It takes images in pixel space, (B, C, H, W) in [0, 1], at
+any resolution; it resizes them to the size the network was trained at and normalises them
+itself, so the sampler never has to know either. `forward` returns `ClassifierOutput(logits,
+features)` where `features` is what the last linear layer sees (h in the paper's eq. 4 and 6).
+
+The small worlds' networks are built from timm's model classes with small configs, by name:
+`create_classifier("fmnist_resnet", ...)` — see ARCHS.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ClassifierOutput(NamedTuple):
+    logits: torch.Tensor    # (B, num_classes)
+    features: torch.Tensor  # (B, D) penultimate features
+
+
+def _resnet(in_chans, num_classes, **kw):
+    from timm.models.resnet import BasicBlock, ResNet
+    return ResNet(BasicBlock, [1, 1, 1, 1], channels=(32, 64, 128, 256), stem_width=32,
+                  in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+def _vit(in_chans, num_classes, img_size=32, **kw):
+    from timm.models.vision_transformer import VisionTransformer
+    return VisionTransformer(img_size=img_size, patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0,
+                             global_pool="avg", class_token=False, in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+def _convnext(in_chans, num_classes, **kw):
+    from timm.models.convnext import ConvNeXt
+    return ConvNeXt(depths=(1, 1, 2, 1), dims=(32, 64, 128, 192), patch_size=2,
+                    in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+# Small-world architectures, three families: a CNN, a ViT (patch 4) and a ConvNeXt (the judges).
+ARCHS = {"resnet": _resnet, "vit": _vit, "convnext": _convnext}
+
+
+def build_network(arch: str, in_chans: int, num_classes: int, **kw) -> nn.Module:
+    """A bare timm network of one of the small-world architectures."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    return ARCHS[arch](in_chans, num_classes, **kw)
+
+
+class Classifier(nn.Module):
+    """A timm network that owns its input size and normalisation; returns logits and features."""
+
+    def __init__(self, net: nn.Module, input_size: int, mean: Sequence[float], std: Sequence[float],
+                 class_names: Sequence[str] = (), name: str = ""):
+        super().__init__()
+        self.net, self.input_size, self.name = net, int(input_size), name
+        self.class_names = tuple(class_names)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def in_chans(self) -> int:
+        return self.mean.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.net.num_classes
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] at any size -> normalised (B, C, S, S) at the network's size."""
+        if x.shape[1] != self.in_chans:
+            raise ValueError(f"{self.name or 'classifier'} expects {self.in_chans} channels, got {x.shape[1]}")
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=x.shape[-1] > self.input_size)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        f = self.net.forward_head(self.net.forward_features(self.preprocess(x)), pre_logits=True)  # (B, D)
+        return ClassifierOutput(self.net.get_classifier()(f), f)
+
+
+class Ensemble(nn.Module):
+    """Several classifiers over the same classes; forward returns one output per member."""
+
+    def __init__(self, members: Sequence[Classifier]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one classifier")
+        if len({m.num_classes for m in members}) != 1:
+            raise ValueError("ensemble members disagree on the number of classes")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> list[ClassifierOutput]:
+        return [m(x) for m in self.members]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the members' log-probabilities: (B, num_classes)."""
+        return torch.stack([o.logits.log_softmax(-1) for o in self(x)]).mean(0)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Logits of a Classifier for many images, in batches: (N, num_classes)."""
+    device = next(model.parameters()).device
+    out = [model(images[i:i + batch_size].to(device)).logits.float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of a Classifier, in eval mode."""
+    was_training = model.training
+    model.eval()
+    acc = (predict(model, images, batch_size).argmax(1) == labels).float().mean().item()
+    model.train(was_training)
+    return acc

@@ -1,0 +1,206 @@
+"""How the small worlds' models were made: one entry point for classifiers and masked autoencoders.
+
+    python -m cag_lib.train classifier --bundle fmnist --name resnet --arch resnet --epochs 5
+    python -m cag_lib.train classifier --bundle fmnist --name convnext --arch convnext --role judge \
+        --augment strong --seed 1 --epochs 8
+    python -m cag_lib.train mae --bundle fmnist --name mae --epochs 12
+
+Each run writes <out>/<bundle>/<name>.safetensors (float16), reloads it through the zoo, measures it
+on the world's test split and records file, sha256, exact command, time and metrics in
+<out>/manifest.json (out defaults to the package's weights folder). The exact commands used for the
+shipped weights are in that manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from . import zoo
+from .data import load_world, world_classes
+from .mae import MaskedAutoencoder
+from .models import Classifier, accuracy, build_network
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "classifier"          # "classifier" or "mae"
+    bundle: str = "fmnist"
+    name: str = "resnet"
+    arch: str = "resnet"              # classifiers: one of cag_lib.models.ARCHS
+    role: str = "source"              # "source" (generates) or "judge" (held out, evaluates)
+    epochs: float = 5
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.0
+    augment: str = "light"            # "none", "light" (flip, shift) or "strong" (+ rotate, scale, noise)
+    seed: int = 0
+    mask_ratio: float = 0.75          # MAE
+    visible_weight: float = 0.25      # MAE: weight of the error on visible patches (0 = official loss)
+    mae: dict = field(default_factory=lambda: dict(patch_size=4, embed_dim=128, depth=4, num_heads=4,
+                                                   decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=3,
+                                                   mlp_ratio=4.0))
+    limit: int = 0                    # use only the first N training images (0 = all); for tests
+    max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
+    test_limit: int = 0               # measure on the first N test images (0 = all); for tests
+    out: str = ""                     # weights folder ("" = the package's)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[list, list]:
+    """Per-channel mean and std of images (N, C, H, W), rounded for the manifest."""
+    return ([round(v, 4) for v in x.mean((0, 2, 3)).tolist()], [round(v, 4) for v in x.std((0, 2, 3)).tolist()])
+
+
+def augment(x: torch.Tensor, strength: str, g: torch.Generator) -> torch.Tensor:
+    """Random flips and affine jitter for a batch (B, C, H, W) in [0, 1]; border pixels fill the gaps."""
+    if strength == "none":
+        return x
+    b = x.shape[0]
+    flip = torch.rand(b, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    shift = (torch.rand(b, 2, generator=g) * 2 - 1) * (2 if strength == "light" else 3) * 2 / x.shape[-1]
+    angle = (torch.rand(b, generator=g) * 2 - 1) * (0 if strength == "light" else math.radians(8))
+    scale = 1 + (torch.rand(b, generator=g) * 2 - 1) * (0 if strength == "light" else 0.1)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), padding_mode="border",
+                      align_corners=False)
+    if strength == "strong":  # mild pixel noise on half the batch
+        sigma = torch.rand(b, 1, 1, 1, generator=g) * 0.05 * (torch.rand(b, 1, 1, 1, generator=g) < 0.5)
+        x = (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    return x
+
+
+def masked_mse(mae: MaskedAutoencoder, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0,
+               batch_size: int = 500) -> dict:
+    """Pixel-space ([0, 1]) mean squared error of an MAE's reconstruction on masked and visible patches,
+    with masks drawn from `seed` (so the number is reproducible)."""
+    g = torch.Generator().manual_seed(seed)
+    sums = torch.zeros(2)
+    counts = torch.zeros(2)
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size]
+            noise = mae.mask_noise(len(x), g, device="cpu").to(x.device)
+            rec, mask = mae.reconstruct(x, mask_ratio, noise=noise, keep_visible=False, return_mask=True)
+            err = ((mae.patchify(rec) - mae.patchify(x)) ** 2).mean(-1).cpu()  # (B, L)
+            sums += torch.stack([(err * mask.cpu()).sum(), (err * (1 - mask.cpu())).sum()])
+            counts += torch.stack([mask.sum(), (1 - mask).sum()]).cpu()
+    masked, visible = (sums / counts).tolist()
+    return {f"masked_mse@{mask_ratio}": round(masked, 5), f"visible_mse@{mask_ratio}": round(visible, 5)}
+
+
+def build(cfg: TrainConfig, in_chans: int, mean: list, std: list):
+    if cfg.kind == "mae":
+        return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
+    net = build_network(cfg.arch, in_chans, len(world_classes(cfg.bundle)))
+    return Classifier(net, 32, mean, std, world_classes(cfg.bundle), name=cfg.name)
+
+
+def train(cfg: TrainConfig, command: str = "") -> dict:
+    """Train one model as cfg says, save it, measure it, record it in the manifest; returns the entry."""
+    if cfg.kind not in ("classifier", "mae"):
+        raise ValueError(f"kind must be 'classifier' or 'mae', not {cfg.kind!r}")
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    x_train, y_train = load_world(cfg.bundle, "train", cfg.limit or None)
+    mean, std = channel_stats(x_train)
+    model = build(cfg, x_train.shape[1], mean, std)
+    model.train()
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    total = max(1, round(cfg.epochs * steps_per_epoch))
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    betas = (0.9, 0.95) if cfg.kind == "mae" else (0.9, 0.999)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=betas)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1,
+                                                anneal_strategy="cos", cycle_momentum=False)
+    t0, step = time.time(), 0
+    bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
+    while step < total:
+        perm = torch.randperm(len(x_train), generator=g)
+        for i in range(0, len(perm), cfg.batch_size):
+            if step >= total:
+                break
+            idx = perm[i:i + cfg.batch_size]
+            x = augment(x_train[idx], cfg.augment, g)
+            if cfg.kind == "mae":
+                loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g),
+                                   visible_weight=cfg.visible_weight)
+            else:
+                loss = F.cross_entropy(model(x).logits, y_train[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    bar.close()
+    seconds = time.time() - t0
+
+    out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
+    rel = f"{cfg.bundle}/{cfg.name}.safetensors"
+    (out / cfg.bundle).mkdir(parents=True, exist_ok=True)
+    state = (model if cfg.kind == "mae" else model.net).state_dict()
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out / rel))
+    entry = {"name": cfg.name, "kind": cfg.kind, "role": "mae" if cfg.kind == "mae" else cfg.role, "file": rel,
+             "sha256": zoo.sha256(out / rel), "dtype": "float16",
+             "params": sum(p.numel() for p in model.parameters()),
+             "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(seconds, 1),
+                          "steps": total, "epochs": round(total / steps_per_epoch, 2), "train_images": len(x_train),
+                          "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "config": {k: v for k, v in asdict(cfg).items()
+                                     if k != "out" and not (k == "mae" and cfg.kind != "mae")}}}
+    if cfg.kind == "mae":
+        entry["config"] = model.config
+    else:
+        entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=32, mean=mean, std=std,
+                     class_names=list(world_classes(cfg.bundle)))
+    # measure the shipped (float16) file, not the in-memory float32 model
+    shipped = zoo.load_entry(entry, out)
+    x_test, y_test = load_world(cfg.bundle, "test", cfg.test_limit or None)
+    if cfg.kind == "mae":
+        entry["metrics"] = masked_mse(shipped, x_test, cfg.mask_ratio)
+    else:
+        entry["metrics"] = {"test_accuracy": round(accuracy(shipped, x_test, y_test), 4)}
+    entry["metrics"]["test_images"] = len(x_test)
+    zoo.write_entry(cfg.bundle, cfg.name, entry, out)
+    return entry
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
+    p.add_argument("kind", choices=["classifier", "mae"])
+    d = TrainConfig()
+    for f in ("bundle", "name", "arch", "role", "augment", "out"):
+        p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
+    for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight"):
+        p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
+    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit"):
+        p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k != "threads"})
+    if cfg.kind == "mae" and cfg.name == "resnet":
+        cfg.name = "mae"
+    entry = train(cfg, "python -m cag_lib.train " + " ".join(argv))
+    print(f"{cfg.bundle}/{cfg.name}: {entry['metrics']}  ({entry['training']['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

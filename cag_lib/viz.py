@@ -1,0 +1,56 @@
+"""Pictures: image grids and labelled rows of grids (figures for the book and the demo)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+
+def grid(images: torch.Tensor, nrow: int = 8, scale: int = 1, padding: int = 1) -> torch.Tensor:
+    """(B, C, H, W) in [0, 1] -> one (3, H', W') grid, each image enlarged `scale` times (nearest)."""
+    x = images.detach().float().cpu().clamp(0, 1)
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="nearest")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return make_grid(x, nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def rows_figure(rows: dict, path: str | Path | None = None, title: str = "", scale: int = 2):
+    """A matplotlib figure with one labelled row per entry of rows {label: (B, C, H, W)}; saved if path."""
+    import matplotlib.pyplot as plt
+
+    grids = [grid(x, nrow=len(x), scale=scale) for x in rows.values()]
+    width = grids[0].shape[2] / 80
+    fig, axes = plt.subplots(len(grids), 1, figsize=(width + 1.6, sum(g.shape[1] for g in grids) / 80 + 0.5),
+                             squeeze=False)
+    for ax, (label, g) in zip(axes[:, 0], zip(rows, grids)):
+        ax.imshow(g.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        for s in ax.spines.values():
+            s.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+@torch.no_grad()
+def mae_rows(mae, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0) -> dict:
+    """Rows showing what the MAE does: original, masked input, reconstruction (visible patches kept),
+    and the decoder's output everywhere (visible positions predicted too)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = mae.mask_noise(len(images), g, device="cpu").to(images.device)
+    rec, mask = mae.reconstruct(images, mask_ratio, noise=noise, return_mask=True)
+    dec = mae.reconstruct(images, mask_ratio, noise=noise, keep_visible=False)
+    m = mae.mask_image(mask)                                    # (B, 1, H, W), 1 = masked
+    masked = images * (1 - m) + 0.5 * m                         # masked patches shown grey
+    return {"original": images, f"masked {mask_ratio:.0%}": masked, "reconstruction": rec,
+            "decoder output": dec}

@@ -1,0 +1,204 @@
+"""Named bundles of models: which classifiers generate, which judge evaluates, which MAE reconstructs.
+
+The small worlds' weights ship inside the package (cag_lib/weights/<bundle>/*.safetensors) and are
+listed in cag_lib/weights/manifest.json with their sha256, the exact command that trained them,
+the training time and the test metrics measured on the shipped files. Loading checks the checksum.
+
+    >>> b = load_bundle("fmnist")
+    >>> out = b.classifiers[0](images)      # ClassifierOutput(logits, features)
+    >>> g_x = b.mae.reconstruct(images)     # eq. 3's g(x)
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+from .data import world_classes
+from .mae import MaskedAutoencoder
+from .models import Classifier, Ensemble, build_network
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    name: str
+    world: str          # which small world's data the models were trained on
+    sources: tuple      # classifiers used for generation
+    judge: str          # held-out classifier of another family, never used for generation
+    mae: str
+    description: str
+
+
+BUNDLES = {
+    "fmnist": BundleSpec("fmnist", "fmnist", ("resnet", "vit"), "convnext", "mae",
+                         "Fashion-MNIST, 10 garment classes, 32x32 grey"),
+    "shapes": BundleSpec("shapes", "shapes", ("resnet", "vit"), "convnext", "mae",
+                         "procedural coloured shapes, 8 shape classes, 32x32 RGB"),
+}
+
+
+class ChecksumError(RuntimeError):
+    pass
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    pass
+
+
+def bundle_spec(name: str) -> BundleSpec:
+    if name not in BUNDLES:
+        raise ValueError(f"unknown bundle {name!r}; available bundles: {', '.join(BUNDLES)} "
+                         "(both run offline on a CPU)")
+    return BUNDLES[name]
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(weights_dir: str | Path | None = None) -> dict:
+    path = Path(weights_dir or WEIGHTS_DIR) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@contextmanager
+def _locked_manifest(weights_dir: Path):
+    """Read-modify-write the manifest under a file lock (training jobs run in parallel)."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    with open(weights_dir / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest(weights_dir)
+        yield manifest
+        (weights_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def write_entry(bundle: str, name: str, entry: dict, weights_dir: str | Path | None = None) -> None:
+    with _locked_manifest(Path(weights_dir or WEIGHTS_DIR)) as manifest:
+        manifest.setdefault(bundle, {})[name] = entry
+
+
+def update_metrics(bundle: str, name: str, metrics: dict, weights_dir: str | Path | None = None) -> None:
+    with _locked_manifest(Path(weights_dir or WEIGHTS_DIR)) as manifest:
+        manifest[bundle][name].setdefault("metrics", {}).update(metrics)
+
+
+def model_from_entry(entry: dict) -> nn.Module:
+    """An untrained model of the architecture an entry describes."""
+    if entry["kind"] == "mae":
+        return MaskedAutoencoder(**entry["config"])
+    net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]))
+    return Classifier(net, entry["input_size"], entry["mean"], entry["std"], entry["class_names"],
+                      name=entry.get("name", entry["arch"]))
+
+
+def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu") -> nn.Module:
+    """Build the model an entry describes and load its checksummed weights (float32, eval mode)."""
+    path = Path(weights_dir or WEIGHTS_DIR) / entry["file"]
+    if not path.exists():
+        raise WeightsNotFoundError(f"weights file {path} is missing; reinstall cag_lib or retrain with: "
+                                   f"{entry['training']['command']}")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise ChecksumError(f"checksum mismatch for {path}: manifest says {entry['sha256'][:12]}..., "
+                            f"file has {digest[:12]}...; the file is corrupt or was retrained without "
+                            "updating manifest.json")
+    model = model_from_entry(entry)
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    target = model if entry["kind"] == "mae" else model.net
+    target.load_state_dict(state)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_model(bundle: str, name: str, device="cpu", weights_dir: str | Path | None = None) -> nn.Module:
+    manifest = read_manifest(weights_dir)
+    if name not in manifest.get(bundle, {}):
+        have = ", ".join(manifest.get(bundle, {})) or "none"
+        raise WeightsNotFoundError(f"no model {name!r} in bundle {bundle!r} (it has: {have})")
+    return load_entry(manifest[bundle][name], weights_dir, device)
+
+
+@dataclass
+class Bundle:
+    spec: BundleSpec
+    classifiers: list          # source classifiers, used for generation
+    judge: Classifier          # held-out, for evaluation only
+    mae: MaskedAutoencoder
+    manifest: dict             # this bundle's manifest entries
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def class_names(self) -> tuple:
+        return world_classes(self.spec.world)
+
+    @property
+    def in_chans(self) -> int:
+        return self.judge.in_chans
+
+    @property
+    def image_size(self) -> int:
+        return self.mae.img_size
+
+    def ensemble(self) -> Ensemble:
+        return Ensemble(self.classifiers)
+
+    def class_index(self, c) -> int:
+        """A class given by name (case-insensitive) or index -> its index; a clear error otherwise."""
+        names = self.class_names
+        if isinstance(c, int) and 0 <= c < len(names):
+            return c
+        lowered = [n.lower() for n in names]
+        if isinstance(c, str) and c.lower() in lowered:
+            return lowered.index(c.lower())
+        raise ValueError(f"unknown class {c!r} for bundle {self.name!r}; valid classes: "
+                         + ", ".join(f"{i}={n!r}" for i, n in enumerate(names)))
+
+
+def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | None = None) -> Bundle:
+    """Load a named bundle: its source classifiers, held-out judge and MAE, checksums verified."""
+    spec = bundle_spec(name)
+    entries = read_manifest(weights_dir).get(name, {})
+    missing = [m for m in (*spec.sources, spec.judge, spec.mae) if m not in entries]
+    if missing:
+        raise WeightsNotFoundError(f"bundle {name!r} lacks trained weights for {missing} in the manifest; "
+                                   "train them with `python -m cag_lib.train` (see the training appendix)")
+    load = lambda m: load_entry(entries[m], weights_dir, device)  # noqa: E731
+    return Bundle(spec, [load(m) for m in spec.sources], load(spec.judge), load(spec.mae), entries)
+
+
+def markdown_table(weights_dir: str | Path | None = None) -> str:
+    """The zoo as a markdown table, straight from the manifest (the book's appendix shows it)."""
+    manifest = read_manifest(weights_dir)
+    lines = ["| bundle | model | role | architecture | params | test metric | training time (CPU) |",
+             "|---|---|---|---|---|---|---|"]
+    for b, spec in BUNDLES.items():
+        for name in (*spec.sources, spec.judge, spec.mae):
+            e = manifest.get(b, {}).get(name)
+            if e is None:
+                continue
+            m = e["metrics"]
+            metric = (f"accuracy {m['test_accuracy']:.2%}" if "test_accuracy" in m
+                      else f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75)")
+            arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
+            lines.append(f"| {b} | {name} | {e['role']} | {arch} | {e['params'] / 1e6:.2f} M | {metric} "
+                         f"on {m['test_images']} test images | {e['training']['seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

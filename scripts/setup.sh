@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# All set-up on a fresh machine: data (apt), torch (the tested pair), the rest (pip), cag_lib itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# Fashion-MNIST from Debian's package (offline-friendly); elsewhere cag_lib downloads it on first use.
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null; then
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+# torch + torchvision: keep a working pair if there is one (Colab), else install the pair we test with.
+if ! $PY -c "import torch, torchvision" >/dev/null 2>&1; then
+  $PY -m pip install -q torch==2.14.1 torchvision==0.29.1
+fi
+$PY -m pip install -q -r requirements.txt -r requirements-dev.txt
+$PY -m pip install -q --no-deps -e .
+$PY -c "import cag_lib, torch; print('cag_lib ready; torch', torch.__version__)"

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from cag_lib.models import ARCHS, Classifier, ClassifierOutput, Ensemble, build_network
+
+
+def make(arch, in_chans=1, classes=10):
+    torch.manual_seed(0)
+    return Classifier(build_network(arch, in_chans, classes), 32, [0.2] * in_chans, [0.3] * in_chans,
+                      [f"c{i}" for i in range(classes)], name=arch).eval()
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_logits_and_features_in_one_pass(arch):
+    m = make(arch)
+    out = m(torch.rand(3, 1, 32, 32))
+    assert isinstance(out, ClassifierOutput)
+    assert out.logits.shape == (3, 10) and out.features.ndim == 2 and out.features.shape[0] == 3
+    # the features are exactly what the last linear layer sees
+    torch.testing.assert_close(m.net.get_classifier()(out.features), out.logits)
+    # and the uniform API agrees with the plain timm forward on normalised input
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(m(x).logits, m.net((x - 0.2) / 0.3))
+
+
+@pytest.mark.parametrize("size", [8, 16, 64])
+def test_wrapper_resizes_to_its_input_size(size):
+    m = make("resnet", in_chans=3)
+    x = torch.rand(2, 3, size, size, requires_grad=True)
+    out = m(x)
+    assert out.logits.shape == (2, 10)
+    out.logits.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape and x.grad.abs().sum() > 0
+
+
+def test_wrong_channels_is_a_clear_error():
+    with pytest.raises(ValueError, match="expects 1 channels, got 3"):
+        make("vit")(torch.rand(1, 3, 32, 32))
+
+
+def test_unknown_arch():
+    with pytest.raises(ValueError, match="resnet, vit, convnext"):
+        build_network("lenet", 1, 10)
+
+
+def test_ensemble():
+    e = Ensemble([make("resnet"), make("vit")])
+    x = torch.rand(2, 1, 32, 32)
+    outs = e(x)
+    assert len(outs) == 2
+    ref = (outs[0].logits.log_softmax(-1) + outs[1].logits.log_softmax(-1)) / 2
+    torch.testing.assert_close(e.logits(x), ref)
+    with pytest.raises(ValueError, match="disagree"):
+        Ensemble([make("resnet"), make("vit", classes=5)])
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
