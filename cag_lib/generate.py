@@ -1,0 +1,195 @@
+"""The sampler: one loop, configured by `GenerateConfig`, that turns classifiers into generators.
+
+Every step takes the current images x (B, C, r, r) at the stage's resolution r, upsamples them to
+the MAE's size, passes them through g (the MAE with a fresh random mask, eq. 3; or the identity,
+eq. 1), classifies the result with every source classifier, and lowers
+
+    L = mean_f L_cls(f(g(x)), c) + w_div * L_div (eq. 4) + w_dist * L_dist (eq. 6) + w_tv * TV(x)
+
+with Adam on the pixels of x. The gradient can be Gaussian-blurred (DeepDream's trick), the input
+jittered (feature visualisation's). Stages of a progressive schedule (e.g. 8 -> 16 -> 32) start from
+the previous stage's images, upsampled.
+
+    >>> res = generate(load_bundle("fmnist"), ["Sneaker"] * 8, GenerateConfig(steps=300))
+    >>> res.images          # (8, 1, 32, 32) in [0, 1]
+
+Ctrl-C (KeyboardInterrupt) stops the loop and returns what was made so far (`res.interrupted`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
+from tqdm.auto import tqdm
+
+from .losses import classification_loss, distribution_loss, diversity_loss, total_variation
+
+
+@dataclass
+class GenerateConfig:
+    steps: int = 300                      # optimiser steps over all stages
+    resolutions: tuple = (8, 16, 32)      # progressive schedule; a single size turns it off
+    lr: float = 0.05
+    use_mae: bool = True                  # eq. 3 (True) or eq. 1 (False: a targeted adversarial attack)
+    mask_ratio: float = 0.75
+    keep_visible: bool = True             # g(x): visible patches copied from x, masked ones predicted
+    classifiers: tuple | None = None      # indices of the sources to use (None = all: the ensemble)
+    diversity_weight: float = 0.0         # eq. 4
+    distribution_weight: float = 0.0      # eq. 6 (needs class feature statistics)
+    blur_sigma: float = 0.0               # Gaussian blur of the gradient, in pixels of the stage
+    jitter: int = 0                       # random shift of the input, in pixels of the stage
+    tv_weight: float = 0.0                # total variation of x
+    init_std: float = 0.1                 # start: 0.5 + init_std * N(0, 1), clamped
+    seed: int = 0
+    snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
+    progress: bool = True                 # a tqdm bar
+
+    def stage_steps(self) -> list[int]:
+        """Steps per stage: an equal share, the remainder to the last stage."""
+        n = len(self.resolutions)
+        base = [self.steps // n] * n
+        base[-1] += self.steps - sum(base)
+        return base
+
+
+@dataclass
+class Result:
+    images: torch.Tensor                  # x at the end, (B, C, S, S), S = MAE size, in [0, 1]
+    reconstructions: torch.Tensor | None  # g(x) at the end with one fixed mask (None without an MAE)
+    targets: torch.Tensor                 # (B,)
+    config: GenerateConfig
+    history: dict = field(default_factory=dict)   # per step: loss, cls, target_prob (mean over batch)
+    snapshots: list = field(default_factory=list)  # (step, images (B, C, S, S))
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def check_resolutions(resolutions: Sequence[int], patch_size: int) -> None:
+    """Every stage's resolution must be a positive multiple of the MAE's patch size."""
+    for r in resolutions:
+        if r <= 0 or r % patch_size:
+            lo = r - r % patch_size
+            valid = [v for v in (lo, lo + patch_size) if v > 0]
+            raise ValueError(f"resolution {r} is not divisible by the MAE's patch size {patch_size}; "
+                             f"nearest valid: {valid}")
+
+
+def resolve_targets(targets, class_index: Callable) -> torch.Tensor:
+    """Class names or indices -> (B,) int64; an empty list or an unknown name is a clear error."""
+    if targets is None or len(targets) == 0:
+        raise ValueError("targets is empty: give one class (name or index) per image to generate")
+    if isinstance(targets, torch.Tensor):
+        targets = targets.tolist()
+    return torch.tensor([class_index(t) for t in targets], dtype=torch.long)
+
+
+def initial_images(batch: int, chans: int, res: int, std: float, generator: torch.Generator) -> torch.Tensor:
+    return (0.5 + std * torch.randn(batch, chans, res, res, generator=generator)).clamp(0, 1)
+
+
+def blur_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-blur a gradient (B, C, H, W): DeepDream's low-pass trick."""
+    k = 2 * math.ceil(2 * sigma) + 1
+    return gaussian_blur(grad, [k, k], [sigma, sigma])
+
+
+def jitter_images(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
+    """Roll the whole batch by a random offset of up to `pixels` in each direction."""
+    dx, dy = (torch.randint(-pixels, pixels + 1, (2,), generator=generator)).tolist()
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
+             class_stats: tuple | None = None) -> Result:
+    """Generate one image per target with the bundle's (or models') classifiers; see the module doc.
+
+    models: a zoo Bundle (classifiers, mae, class_index). class_stats: for eq. 6, a list with one
+    (mean (K, D), std (K, D)) per used classifier (see cag_lib.stats.class_feature_stats).
+    callbacks: functions called as cb(step, images, result) every `snapshot_every` steps."""
+    cfg = config or GenerateConfig()
+    mae = models.mae
+    size = mae.img_size
+    check_resolutions(cfg.resolutions, mae.patch_size)
+    y = resolve_targets(targets, models.class_index)
+    idx = range(len(models.classifiers)) if cfg.classifiers is None else cfg.classifiers
+    clfs = [models.classifiers[i] for i in idx]
+    if cfg.distribution_weight and not class_stats:
+        raise ValueError("distribution_weight > 0 needs class_stats (cag_lib.stats.class_feature_stats)")
+    device = next(mae.parameters()).device
+    y = y.to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
+    mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
+    x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
+    result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": []})
+    bar = tqdm(total=cfg.steps, desc="generate", disable=not cfg.progress, mininterval=1)
+    t0, step = time.time(), 0
+    try:
+        for res, n_steps in zip(cfg.resolutions, cfg.stage_steps()):
+            x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False) if x.shape[-1] != res else x
+            x = x.detach().clone().requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=cfg.lr)
+            for _ in range(n_steps):
+                img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if res != size else x
+                if cfg.jitter:
+                    img = jitter_images(img, cfg.jitter * size // res, gen)
+                if cfg.use_mae:
+                    noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device)
+                    img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
+                outs = [c(img) for c in clfs]
+                cls = torch.stack([classification_loss(o.logits, y) for o in outs]).mean()
+                loss = cls
+                if cfg.diversity_weight:
+                    loss = loss + cfg.diversity_weight * torch.stack(
+                        [diversity_loss(o.features, y) for o in outs]).mean()
+                if cfg.distribution_weight:
+                    loss = loss + cfg.distribution_weight * torch.stack(
+                        [distribution_loss(o.features, y, m.to(device), s.to(device))
+                         for o, (m, s) in zip(outs, class_stats)]).mean()
+                if cfg.tv_weight:
+                    loss = loss + cfg.tv_weight * total_variation(x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.blur_sigma:
+                    x.grad = blur_gradient(x.grad, cfg.blur_sigma)
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+                    prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()
+                step += 1
+                h = result.history
+                h["loss"].append(loss.item()), h["cls"].append(cls.item()), h["target_prob"].append(prob.item())
+                bar.update()
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    snap = _full_size(x, size)
+                    result.snapshots.append((step, snap))
+                    for cb in callbacks:
+                        cb(step, snap, result)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        bar.close()
+    result.images = _full_size(x, size)
+    result.seconds = time.time() - t0
+    if cfg.use_mae:
+        with torch.no_grad():
+            noise = mae.mask_noise(len(y), torch.Generator().manual_seed(cfg.seed + 2), device="cpu").to(device)
+            result.reconstructions = mae.reconstruct(result.images, cfg.mask_ratio, noise=noise,
+                                                     keep_visible=cfg.keep_visible).clamp(0, 1).cpu()
+    result.images = result.images.cpu()
+    return result
+
+
+def _full_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    x = x.detach()
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.clamp(0, 1)
+
+
+def config_dict(cfg: GenerateConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,63 @@
+"""Judging generated images: source and judge accuracy, judge confidence, Frechet distance to real
+images in the judge's feature space, and intra-class diversity of judge features."""
+from __future__ import annotations
+
+import torch
+
+from .models import predict
+from .stats import features
+
+
+def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor) -> float:
+    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)), the FID formula; tr of the square root from the
+    eigenvalues of C1 C2 (real, non-negative for covariance matrices), in float64."""
+    mu1, mu2, cov1, cov2 = (t.double() for t in (mu1, mu2, cov1, cov2))
+    eig = torch.linalg.eigvals(cov1 @ cov2).real.clamp(min=0)
+    return float((mu1 - mu2).pow(2).sum() + torch.trace(cov1) + torch.trace(cov2) - 2 * eig.sqrt().sum())
+
+
+def gaussian_stats(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and covariance (D, D) of features (N, D)."""
+    return f.mean(0), torch.cov(f.T.double())
+
+
+def intra_class_diversity(f: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean Euclidean distance between the features of two different samples of the same class."""
+    dists = []
+    for c in labels.unique():
+        g = f[labels == c]
+        if len(g) > 1:
+            d = torch.cdist(g.double(), g.double())
+            dists.append(d[~torch.eye(len(g), dtype=torch.bool)].mean())
+    return float(torch.stack(dists).mean()) if dists else float("nan")
+
+
+@torch.no_grad()
+def evaluate(bundle, images: torch.Tensor, targets: torch.Tensor, real_images: torch.Tensor | None = None,
+             real_labels: torch.Tensor | None = None) -> dict:
+    """One row of numbers for generated images (N, C, S, S) meant to show classes `targets` (N,)."""
+    targets = targets.cpu()
+    src = [predict(c, images).argmax(1) == targets for c in bundle.classifiers]
+    jl = predict(bundle.judge, images)
+    jf = features(bundle.judge, images)
+    row = {"source_acc": float(torch.stack(src).float().mean()),
+           "judge_acc": float((jl.argmax(1) == targets).float().mean()),
+           "judge_conf": float(jl.softmax(-1).gather(1, targets[:, None]).mean()),
+           "diversity": intra_class_diversity(jf, targets)}
+    if real_images is not None:
+        rf = features(bundle.judge, real_images)
+        row["fd"] = frechet_distance(*gaussian_stats(jf), *gaussian_stats(rf))
+        if real_labels is not None:
+            row["real_diversity"] = intra_class_diversity(rf, real_labels)
+    return row
+
+
+def format_table(rows: dict) -> str:
+    """{method: row} -> a fixed-width text table, one line per method."""
+    cols = list(dict.fromkeys(k for r in rows.values() for k in r))
+    width = max(len(m) for m in rows) + 2
+    lines = [" " * width + " ".join(f"{c:>11}" for c in cols)]
+    for m, r in rows.items():
+        lines.append(f"{m:<{width}}" + " ".join(
+            f"{r[c]:>11.3f}" if isinstance(r.get(c), float) else f"{str(r.get(c, '')):>11}" for c in cols))
+    return "\n".join(lines)

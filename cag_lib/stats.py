@@ -1,0 +1,34 @@
+"""Per-class feature statistics of real data (the targets of eq. 6's distribution loss), cached."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cag_lib" / "stats"
+
+
+@torch.no_grad()
+def features(model, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Penultimate features h(x) of a Classifier for many images: (N, D)."""
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i:i + batch_size].to(device)).features.float().cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                        cache_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (K, D), std (K, D)) of h(x) per class over real images; cached under cache_key if given
+    (use something that names the model's weights, e.g. its sha256)."""
+    path = CACHE / f"{cache_key}.pt" if cache_key else None
+    if path is not None and path.exists():
+        d = torch.load(path, weights_only=True)
+        return d["mean"], d["std"]
+    f = features(model, images)
+    mean = torch.stack([f[labels == c].mean(0) for c in range(num_classes)])
+    std = torch.stack([f[labels == c].std(0) for c in range(num_classes)])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"mean": mean, "std": std}, path)
+    return mean, std

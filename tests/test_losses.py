@@ -1,0 +1,58 @@
+"""Each loss and metric on small tensors whose answer is worked out by hand."""
+import math
+
+import pytest
+import torch
+
+from cag_lib.losses import classification_loss, distribution_loss, diversity_loss, total_variation
+from cag_lib.metrics import format_table, frechet_distance, gaussian_stats, intra_class_diversity
+
+
+def test_classification_loss_is_cross_entropy_of_the_target():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # p(target=1) = 3/4
+    assert classification_loss(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
+
+
+def test_diversity_loss_by_hand():
+    f = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    # all one class: pairwise cosines 0.6, 0.0, 0.8 -> mean 1.4 / 3
+    assert diversity_loss(f, torch.tensor([0, 0, 0])).item() == pytest.approx(1.4 / 3)
+    # only samples 0 and 1 share a class
+    assert diversity_loss(f, torch.tensor([0, 0, 1])).item() == pytest.approx(0.6)
+    # unnormalised: the raw dot product
+    assert diversity_loss(2 * f, torch.tensor([0, 0, 1]), normalize=False).item() == pytest.approx(2.4)
+    # no pair of the same class: nothing to push apart
+    assert diversity_loss(f, torch.tensor([0, 1, 2])).item() == 0.0
+
+
+def test_distribution_loss_by_hand():
+    f = torch.tensor([[0.0], [2.0], [5.0]])
+    y = torch.tensor([0, 0, 1])
+    mean, std = torch.tensor([[1.0], [5.0]]), torch.tensor([[math.sqrt(2.0)], [1.0]])
+    assert distribution_loss(f, y, mean, std).item() == pytest.approx(0.0, abs=1e-6)
+    # class 0's mean off by 1 (error 1), class 1 matches: average over the two classes = 0.5
+    assert distribution_loss(f, y, mean - torch.tensor([[1.0], [0.0]]), std).item() == pytest.approx(0.5)
+
+
+def test_total_variation_by_hand():
+    img = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # a vertical edge: only horizontal differences
+    assert total_variation(img).item() == pytest.approx(1.0)
+
+
+def test_frechet_distance_by_hand():
+    # diagonal covariances: |dmu|^2 + sum (sqrt(a) - sqrt(b))^2 = 1 + 1 + 1
+    fd = frechet_distance(torch.tensor([0.0, 0.0]), torch.diag(torch.tensor([1.0, 4.0])),
+                          torch.tensor([1.0, 0.0]), torch.diag(torch.tensor([4.0, 1.0])))
+    assert fd == pytest.approx(3.0)
+    f = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(*gaussian_stats(f), *gaussian_stats(f)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_intra_class_diversity_by_hand():
+    f = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 10.0]])
+    assert intra_class_diversity(f, torch.tensor([0, 0, 1])) == pytest.approx(5.0)
+
+
+def test_format_table():
+    t = format_table({"eq1": {"judge_acc": 0.1}, "CaG": {"judge_acc": 0.9, "shown": "g(x)"}})
+    assert "eq1" in t and "0.900" in t and "g(x)" in t
