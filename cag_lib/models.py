@@ -28,19 +28,50 @@ def _resnet(in_chans, num_classes, **kw):
                   in_chans=in_chans, num_classes=num_classes, **kw)
 
 
+def resnet_stem(in_chans: int, width: int = 32) -> nn.Sequential:
+    """ResNet's stem: 7x7 conv stride 2, BN, ReLU, 3x3 max-pool stride 2. (B, C, H, W) -> (B, width, H/4, W/4)."""
+    return nn.Sequential(nn.Conv2d(in_chans, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                         nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+
+
+def _conv_stem_embed():
+    from timm.layers import PatchEmbed
+
+    class ConvStemPatchEmbed(PatchEmbed):
+        """timm's PatchEmbed with the linear 4x4 patch projection replaced by a ResNet stem, one residual
+        block and a 1x1 conv (a hybrid ViT, like timm's vit_*_r26_*): the same 8x8 grid of tokens from
+        a 32x32 image, but each token sees a 19x19 window."""
+
+        def __init__(self, *args, **kw):
+            from timm.models.resnet import BasicBlock
+            super().__init__(*args, **kw)
+            down = nn.Sequential(nn.Conv2d(32, 64, 1, bias=False), nn.BatchNorm2d(64))
+            self.proj = nn.Sequential(*resnet_stem(self.proj.in_channels), BasicBlock(32, 64, downsample=down),
+                                      nn.Conv2d(64, self.proj.out_channels, 1))
+
+    return ConvStemPatchEmbed
+
+
 def _vit(in_chans, num_classes, img_size=32, **kw):
     from timm.models.vision_transformer import VisionTransformer
     return VisionTransformer(img_size=img_size, patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0,
-                             global_pool="avg", class_token=False, in_chans=in_chans, num_classes=num_classes, **kw)
+                             global_pool="avg", class_token=False, embed_layer=_conv_stem_embed(),
+                             in_chans=in_chans, num_classes=num_classes, **kw)
 
 
 def _convnext(in_chans, num_classes, **kw):
     from timm.models.convnext import ConvNeXt
-    return ConvNeXt(depths=(1, 1, 2, 1), dims=(32, 64, 128, 192), patch_size=2,
-                    in_chans=in_chans, num_classes=num_classes, **kw)
+    net = ConvNeXt(depths=(1, 1, 2, 1), dims=(32, 64, 128, 192), patch_size=4, ls_init_value=1.0, conv_mlp=True,
+                   norm_layer=nn.BatchNorm2d, in_chans=in_chans, num_classes=num_classes, **kw)
+    net.stem = resnet_stem(in_chans, 32)
+    return net
 
 
-# Small-world architectures, three families: a CNN, a ViT (patch 4) and a ConvNeXt (the judges).
+# Small-world architectures, three families: a CNN, a ViT and a ConvNeXt (the judges). From scratch on
+# 2 CPU cores, a plain 4x4-patch ViT and a LayerNorm ConvNeXt learn these worlds 5-10x more slowly
+# than the ResNet (shapes after 500 steps: ViT 31%, ConvNeXt 28%, ResNet 89%). Both therefore start
+# with ResNet's stem ("early convolutions", Xiao et al. 2021; timm's hybrid ViTs do the same), and the
+# ConvNeXt uses BatchNorm and layer scale 1.0. The transformer blocks and ConvNeXt blocks are timm's.
 ARCHS = {"resnet": _resnet, "vit": _vit, "convnext": _convnext}
 
 
