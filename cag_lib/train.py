@@ -13,6 +13,7 @@ shipped weights are in that manifest.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -54,6 +55,7 @@ class TrainConfig:
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
     out: str = ""                     # weights folder ("" = the package's)
+    device: str = "cpu"               # where to train ("cuda" if you have one); measuring is on the CPU
 
 
 def channel_stats(x: torch.Tensor) -> tuple[list, list]:
@@ -115,7 +117,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train = load_world(cfg.bundle, "train", cfg.limit or None)
     mean, std = channel_stats(x_train)
-    model = build(cfg, x_train.shape[1], mean, std)
+    model = build(cfg, x_train.shape[1], mean, std).to(cfg.device)
     model.train()
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
@@ -134,12 +136,13 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             if step >= total:
                 break
             idx = perm[i:i + cfg.batch_size]
-            x = augment(x_train[idx], cfg.augment, g)
+            x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
             if cfg.kind == "mae":
-                loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g),
+                loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g, device="cpu").to(cfg.device),
                                    visible_weight=cfg.visible_weight)
             else:
-                loss = F.cross_entropy(model(x).logits, y_train[idx], label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(model(x).logits, y_train[idx].to(cfg.device),
+                                       label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -153,14 +156,14 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
     rel = f"{cfg.bundle}/{cfg.name}.safetensors"
     (out / cfg.bundle).mkdir(parents=True, exist_ok=True)
-    state = (model if cfg.kind == "mae" else model.net).state_dict()
+    state = {k: v.cpu() for k, v in (model if cfg.kind == "mae" else model.net).state_dict().items()}
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out / rel))
     entry = {"name": cfg.name, "kind": cfg.kind, "role": "mae" if cfg.kind == "mae" else cfg.role, "file": rel,
              "sha256": zoo.sha256(out / rel), "dtype": "float16",
              "params": sum(p.numel() for p in model.parameters()),
              "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(seconds, 1),
                           "steps": total, "epochs": round(total / steps_per_epoch, 2), "train_images": len(x_train),
-                          "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
                           "config": {k: v for k, v in asdict(cfg).items()
                                      if k != "out" and not (k == "mae" and cfg.kind != "mae")}}}
     if cfg.kind == "mae":
@@ -185,17 +188,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=["classifier", "mae"])
     d = TrainConfig()
-    for f in ("bundle", "name", "arch", "role", "augment", "out"):
+    for f in ("bundle", "name", "arch", "role", "augment", "out", "device"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
     for f in ("batch_size", "seed", "limit", "max_steps", "test_limit"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
+    p.add_argument("--mae-config", type=json.loads, default=None,
+                   help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k != "threads"})
+    cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k not in ("threads", "mae_config")})
+    cfg.mae.update(a.mae_config or {})
     if cfg.kind == "mae" and cfg.name == "resnet":
         cfg.name = "mae"
     entry = train(cfg, "python -m cag_lib.train " + " ".join(argv))

@@ -184,7 +184,7 @@ def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | No
 def markdown_table(weights_dir: str | Path | None = None) -> str:
     """The zoo as a markdown table, straight from the manifest (the book's appendix shows it)."""
     manifest = read_manifest(weights_dir)
-    lines = ["| bundle | model | role | architecture | params | test metric | training time (CPU) |",
+    lines = ["| bundle | model | role | architecture | params | test metric | training time |",
              "|---|---|---|---|---|---|---|"]
     for b, spec in BUNDLES.items():
         for name in (*spec.sources, spec.judge, spec.mae):
@@ -196,7 +196,8 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
                       else f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75)")
             arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
             lines.append(f"| {b} | {name} | {e['role']} | {arch} | {e['params'] / 1e6:.2f} M | {metric} "
-                         f"on {m['test_images']} test images | {e['training']['seconds'] / 60:.1f} min |")
+                         f"on {m['test_images']} test images | {e['training']['seconds'] / 60:.1f} min "
+                         f"({'GPU' if e['training'].get('device', 'cpu').startswith('cuda') else 'CPU'}) |")
     return "\n".join(lines)
 
 
