@@ -7,8 +7,9 @@ The plain implementation does what a first version would: every MAE token goes t
 encoder (visible tokens attend only to visible ones, so the maths is the same as encoding the
 visible tokens alone), the models' parameters keep requires_grad, and each ensemble member gets its
 own reconstruction pass. The sampler instead encodes only the visible tokens, freezes the weights
-and shares one reconstruction across the ensemble. The script also checks that both give the same
-loss on the same mask before it times them.
+and shares one reconstruction across the ensemble. Both run the full recipe's loss (classification,
+diversity, distribution, gradient blur) at the MAE's resolution, on the same masks; the script
+first checks that both reconstructions agree on one mask.
 """
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.generate import GenerateConfig, generate  # noqa: E402
-from cag_lib.losses import classification_loss  # noqa: E402
+from cag_lib.generate import GenerateConfig, blur_gradient, generate  # noqa: E402
+from cag_lib.losses import classification_loss, distribution_loss, diversity_loss  # noqa: E402
+from cag_lib.stats import bundle_class_stats  # noqa: E402
 from cag_lib.zoo import load_bundle  # noqa: E402
 
 
-def plain_reconstruct(mae, imgs, mask_ratio, noise):
+def plain_reconstruct(mae, imgs, mask_ratio, noise, keep_visible=False):
     """g(x) with all tokens through the encoder; masked tokens are hidden by the attention mask."""
     x = mae.normalize(imgs)
     tokens = mae.patch_embed(x) + mae.pos_embed[:, 1:, :]                      # (B, L, D)
@@ -46,28 +49,36 @@ def plain_reconstruct(mae, imgs, mask_ratio, noise):
     h = mae.norm(h)
     kept = torch.gather(h[:, 1:], 1, ids_shuffle[:, :keep, None].expand(-1, -1, h.shape[-1]))
     pred = mae.forward_decoder(torch.cat([h[:, :1], kept], 1), ids_restore)
-    mask = (~visible[:, 1:]).float()[..., None]
-    pred = pred * mask + mae.patchify(x) * (1 - mask)
+    if keep_visible:
+        mask = (~visible[:, 1:]).float()[..., None]
+        pred = pred * mask + mae.patchify(x) * (1 - mask)
     return mae.unpatchify(pred) * mae.std + mae.mean
 
 
-def plain_loss(b, x, y, noise, size, mask_ratio):
+def plain_loss(b, x, y, noise, size, cfg, stats):
+    """The full recipe's loss, each ensemble member with its own reconstruction pass."""
     img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if x.shape[-1] != size else x
-    return torch.stack([classification_loss(c(plain_reconstruct(b.mae, img, mask_ratio, noise)).logits, y)
-                        for c in b.classifiers]).mean()
+    terms = []
+    for c, (m, s) in zip(b.classifiers, stats):
+        out = c(plain_reconstruct(b.mae, img, cfg.mask_ratio, noise, cfg.keep_visible))
+        terms.append(classification_loss(out.logits, y) + cfg.diversity_weight * diversity_loss(out.features, y)
+                     + cfg.distribution_weight * distribution_loss(out.features, y, m, s))
+    return torch.stack(terms).mean()
 
 
-def time_plain(b, y, steps, res, mask_ratio, seed=0):
+def time_plain(b, y, steps, res, cfg, stats, seed=0):
     for m in (*b.classifiers, b.mae):
         m.requires_grad_(True)
     g = torch.Generator().manual_seed(seed)
     x = (0.5 + 0.1 * torch.randn(len(y), b.in_chans, res, res, generator=g)).clamp(0, 1).requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.05)
+    opt = torch.optim.Adam([x], lr=cfg.lr)
     t0 = time.perf_counter()
     for _ in range(steps):
-        loss = plain_loss(b, x, y, b.mae.mask_noise(len(y), g), b.image_size, mask_ratio)
+        loss = plain_loss(b, x, y, b.mae.mask_noise(len(y), g), b.image_size, cfg, stats)
         opt.zero_grad()
         loss.backward()
+        if cfg.blur_sigma:
+            x.grad = blur_gradient(x.grad, cfg.blur_sigma)
         opt.step()
         with torch.no_grad():
             x.clamp_(0, 1)
@@ -91,14 +102,17 @@ def main(argv=None):
     # same maths: the plain and the sampler's reconstruction agree on one mask
     x = torch.rand(4, b.in_chans, size, size)
     noise = b.mae.mask_noise(4, torch.Generator().manual_seed(0))
-    diff = (plain_reconstruct(b.mae, x, 0.75, noise) - b.mae.reconstruct(x, 0.75, noise=noise)).abs().max().item()
+    diff = max((plain_reconstruct(b.mae, x, 0.75, noise, kv) - b.mae.reconstruct(x, 0.75, noise=noise, keep_visible=kv))
+               .abs().max().item() for kv in (False, True))
     assert diff < 1e-4, f"plain and efficient reconstructions differ by {diff}"
 
-    cfg = GenerateConfig(steps=a.steps, resolutions=(size,), progress=False)  # MAE + the whole ensemble
-    generate(b, y[:8], GenerateConfig(steps=2, resolutions=(size,), progress=False))  # warm-up
-    fast = generate(b, y, cfg).seconds / a.steps
-    time_plain(b, y[:8], 2, size, 0.75)  # warm-up
-    plain = time_plain(b, y, a.steps, size, 0.75)
+    # the full recipe (MAE, ensemble, diversity, distribution, blur), timed at the MAE's resolution
+    cfg = GenerateConfig(steps=a.steps, resolutions=(size,), progress=False)
+    stats = [bundle_class_stats(b, i) for i in range(len(b.classifiers))]
+    generate(b, y[:8], replace(cfg, steps=2), class_stats=stats)  # warm-up
+    fast = generate(b, y, cfg, class_stats=stats).seconds / a.steps
+    time_plain(b, y[:8], 2, size, cfg, stats)  # warm-up
+    plain = time_plain(b, y, a.steps, size, cfg, stats)
     row = {"bundle": a.bundle, "batch": a.batch, "steps": a.steps, "threads": torch.get_num_threads(),
            "sampler_ms_per_step": round(fast * 1000, 1), "plain_ms_per_step": round(plain * 1000, 1),
            "speedup": round(plain / fast, 2), "max_reconstruction_diff": diff}

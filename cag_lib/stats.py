@@ -32,3 +32,15 @@ def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_c
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"mean": mean, "std": std}, path)
     return mean, std
+
+
+def bundle_class_stats(bundle, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class feature statistics of a bundle's source classifier `index` on its world's training
+    images, cached under the weights' sha256 (the first call reads the data; later ones are instant)."""
+    from .data import load_world
+    clf = bundle.classifiers[index]
+    key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}"
+    if (CACHE / f"{key}.pt").exists():
+        return class_feature_stats(clf, None, None, len(bundle.class_names), key)
+    x, y = load_world(bundle.spec.world, "train")
+    return class_feature_stats(clf, x, y, len(bundle.class_names), key)

@@ -4,7 +4,8 @@ import types
 import pytest
 import torch
 
-from cag_lib.generate import GenerateConfig, check_resolutions, generate
+from cag_lib.generate import (GenerateConfig, blur_gradient, check_resolutions, generate, jitter_images,
+                              mean_reconstruction)
 from cag_lib.mae import MaskedAutoencoder
 from cag_lib.models import Classifier, build_network
 
@@ -30,7 +31,7 @@ def tiny():
     return types.SimpleNamespace(classifiers=clfs, mae=mae, in_chans=1, class_index=class_index)
 
 
-QUICK = dict(steps=6, resolutions=(8, 16, 32), progress=False)
+QUICK = dict(steps=6, resolutions=(8, 16, 32), distribution_weight=0.0, progress=False)
 
 
 def test_shapes_history_and_snapshots(tiny):
@@ -68,7 +69,7 @@ def test_bad_input_is_one_clear_error(tiny):
     with pytest.raises(ValueError, match=r"nearest valid: \[28, 32\]"):
         generate(tiny, ["a"], GenerateConfig(steps=2, resolutions=(30,), progress=False))
     with pytest.raises(ValueError, match="class_stats"):
-        generate(tiny, ["a"], GenerateConfig(distribution_weight=1.0, **QUICK))
+        generate(tiny, ["a"], GenerateConfig(**{**QUICK, "distribution_weight": 1.0}))
     check_resolutions((8, 16, 32), 4)  # valid ones pass
     with pytest.raises(ValueError, match=r"nearest valid: \[4\]"):
         check_resolutions((2,), 4)
@@ -79,7 +80,64 @@ def test_eq1_reaches_its_target_on_the_source():
     from cag_lib.zoo import load_bundle
     b = load_bundle("fmnist")
     targets = list(range(10))
-    r = generate(b, targets, GenerateConfig(steps=40, resolutions=(32,), use_mae=False, progress=False))
+    r = generate(b, targets, GenerateConfig(steps=60, resolutions=(32,), use_mae=False, diversity_weight=0,
+                                          distribution_weight=0, blur_sigma=0, progress=False))
     for clf in b.classifiers:
         assert (clf(r.images).logits.argmax(1) == torch.tensor(targets)).all(), clf.name
     assert r.history["target_prob"][-1] > 0.9 > r.history["target_prob"][0]
+
+
+def test_mean_reconstruction_averages_fresh_masks(tiny):
+    x = torch.rand(2, 1, 32, 32)
+    mae = tiny.mae
+    g = torch.Generator().manual_seed(5)
+    one = [mae.reconstruct(x, 0.75, noise=mae.mask_noise(2, g, device="cpu"), keep_visible=False).clamp(0, 1)
+           for _ in range(3)]
+    assert torch.allclose(mean_reconstruction(mae, x, 0.75, False, 3, seed=5), sum(one) / 3, atol=1e-6)
+    assert torch.allclose(mean_reconstruction(mae, x, 0.75, False, 1, seed=5), one[0], atol=1e-6)
+    assert not torch.allclose(one[0], one[1])  # the masks really differ
+
+
+def test_blur_and_jitter_by_hand():
+    g = torch.zeros(1, 1, 9, 9)
+    g[0, 0, 4, 4] = 1.0
+    b = blur_gradient(g, 1.0)
+    assert b.sum().item() == pytest.approx(1.0, abs=1e-5)       # mass kept (the spike is far from edges)
+    assert b[0, 0, 4, 4] < 0.2 and b[0, 0, 4, 5] > 0 and b[0, 0, 4, 5] == b[0, 0, 5, 4]
+    moved = jitter_images(g, 2, torch.Generator().manual_seed(0))
+    (i, j), = torch.nonzero(moved[0, 0]).tolist()
+    assert abs(i - 4) <= 2 and abs(j - 4) <= 2 and moved.sum() == 1
+
+
+def test_a_bundle_gets_its_class_statistics_measured(tiny, monkeypatch):
+    """With a zoo Bundle and no class_stats, eq. 6 uses the bundle's cached statistics per used source."""
+    import cag_lib.stats
+    asked = []
+
+    def fake(bundle, index):
+        asked.append(index)
+        d = bundle.classifiers[index](torch.rand(1, 1, 32, 32)).features.shape[-1]
+        return torch.zeros(3, d), torch.ones(3, d)
+    monkeypatch.setattr(cag_lib.stats, "bundle_class_stats", fake)
+    bundle = types.SimpleNamespace(**vars(tiny), spec="a bundle")
+    r = generate(bundle, ["a", "a"], GenerateConfig(**{**QUICK, "distribution_weight": 1.0, "classifiers": (1,)}))
+    assert asked == [1] and r.images.shape == (2, 1, 32, 32)
+
+
+def test_bundle_class_stats_are_cached(tiny, monkeypatch, tmp_path):
+    import cag_lib.data
+    import cag_lib.stats
+    monkeypatch.setattr(cag_lib.stats, "CACHE", tmp_path)
+    reads = []
+
+    def fake_world(world, split, limit=None):
+        reads.append((world, split))
+        return torch.rand(12, 1, 32, 32), torch.arange(3).repeat(4)
+    monkeypatch.setattr(cag_lib.data, "load_world", fake_world)
+    bundle = types.SimpleNamespace(classifiers=tiny.classifiers, name="tiny", class_names=NAMES,
+                                   spec=types.SimpleNamespace(world="w"),
+                                   manifest={c.name: {"sha256": "0" * 64} for c in tiny.classifiers})
+    m1, s1 = cag_lib.stats.bundle_class_stats(bundle, 0)
+    m2, s2 = cag_lib.stats.bundle_class_stats(bundle, 0)
+    assert reads == [("w", "train")] and torch.equal(m1, m2) and torch.equal(s1, s2)
+    assert m1.shape == (3, tiny.classifiers[0](torch.rand(1, 1, 32, 32)).features.shape[-1])
