@@ -1,7 +1,10 @@
 """Milliseconds per step of the CaG full recipe, against a plain implementation of the same maths,
 measured in one run.
 
-    python benchmarks/speed.py [--bundle fmnist] [--batch 80] [--steps 20] [--json PATH]
+    python benchmarks/speed.py [--bundle fmnist] [--batch 80] [--steps 10] [--rounds 3] [--json PATH]
+
+The two are timed in alternating rounds (sampler, plain, sampler, plain, ...) so that a slow patch
+of the machine hits both; each reports the median of its rounds.
 
 The plain implementation does what a first version would: every MAE token goes through the
 encoder (visible tokens attend only to visible ones, so the maths is the same as encoding the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -92,7 +96,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bundle", default="fmnist")
     p.add_argument("--batch", type=int, default=80)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=10, help="steps per round")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
@@ -110,10 +115,14 @@ def main(argv=None):
     cfg = GenerateConfig(steps=a.steps, resolutions=(size,), progress=False)
     stats = [bundle_class_stats(b, i) for i in range(len(b.classifiers))]
     generate(b, y[:8], replace(cfg, steps=2), class_stats=stats)  # warm-up
-    fast = generate(b, y, cfg, class_stats=stats).seconds / a.steps
     time_plain(b, y[:8], 2, size, cfg, stats)  # warm-up
-    plain = time_plain(b, y, a.steps, size, cfg, stats)
-    row = {"bundle": a.bundle, "batch": a.batch, "steps": a.steps, "threads": torch.get_num_threads(),
+    fasts, plains = [], []
+    for r in range(a.rounds):
+        fasts.append(generate(b, y, replace(cfg, seed=r), class_stats=stats).seconds / a.steps)
+        plains.append(time_plain(b, y, a.steps, size, cfg, stats, seed=r))
+    fast, plain = statistics.median(fasts), statistics.median(plains)
+    row = {"bundle": a.bundle, "batch": a.batch, "steps": a.steps, "rounds": a.rounds,
+           "threads": torch.get_num_threads(),
            "sampler_ms_per_step": round(fast * 1000, 1), "plain_ms_per_step": round(plain * 1000, 1),
            "speedup": round(plain / fast, 2), "max_reconstruction_diff": diff}
     for k, v in row.items():

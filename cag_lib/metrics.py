@@ -61,3 +61,25 @@ def format_table(rows: dict) -> str:
         lines.append(f"{m:<{width}}" + " ".join(
             f"{r[c]:>11.3f}" if isinstance(r.get(c), float) else f"{str(r.get(c, '')):>11}" for c in cols))
     return "\n".join(lines)
+
+
+def markdown_table(rows: dict, digits: int = 3, skip: tuple = ()) -> str:
+    """{method: row} -> a markdown table (the book pastes it), columns in first-seen order."""
+    cols = [c for c in dict.fromkeys(k for r in rows.values() for k in r) if c not in skip]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m, r in rows.items():
+        cells = [f"{r[c]:.{digits}f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation_markdown(path: str) -> str:
+    """The table of a benchmarks/ablation.py JSON as the book shows it (real diversity is stated apart)."""
+    import json
+    from pathlib import Path
+    return markdown_table(json.loads(Path(path).read_text())["rows"], skip=("real_diversity",))
+
+
+if __name__ == "__main__":  # python -m cag_lib.metrics benchmarks/results/ablation_fmnist.json
+    import sys
+    print(ablation_markdown(sys.argv[1]))

@@ -34,13 +34,17 @@ def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_c
     return mean, std
 
 
-def bundle_class_stats(bundle, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class feature statistics of a bundle's source classifier `index` on its world's training
-    images, cached under the weights' sha256 (the first call reads the data; later ones are instant)."""
+STATS_IMAGES = 10_000  # the first 10k training images: about 1000 per class, a few seconds on a CPU
+
+
+def bundle_class_stats(bundle, index: int, n: int = STATS_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class feature statistics of a bundle's source classifier `index` on the first n training
+    images of its world, cached under the weights' sha256 (the first call reads the data; later ones
+    are instant)."""
     from .data import load_world
     clf = bundle.classifiers[index]
-    key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}"
+    key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}_n{n}"
     if (CACHE / f"{key}.pt").exists():
         return class_feature_stats(clf, None, None, len(bundle.class_names), key)
-    x, y = load_world(bundle.spec.world, "train")
+    x, y = load_world(bundle.spec.world, "train", n)
     return class_feature_stats(clf, x, y, len(bundle.class_names), key)
