@@ -2,13 +2,19 @@
 PY ?= python3
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup test demo
+.PHONY: setup test book demo
 setup:
 	bash scripts/setup.sh
 
-# Run the test suite.
+# The tests: every chapter notebook run small (papermill, numbers checked against baselines), the
+# book built from them, then the test suite (which also checks the built pages).
 test: setup
+	$(PY) scripts/build_book.py --smoke
 	$(PY) -m pytest -q
+
+# The main job: every chapter executed with its default parameters, the book in _build/site/_build/html.
+book: setup
+	$(PY) scripts/build_book.py
 
 # The main job: picture grids of the small worlds, the zoo's MAE reconstructions and accuracies.
 demo: setup

@@ -26,32 +26,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.data import load_world  # noqa: E402
-from cag_lib.generate import GenerateConfig, generate  # noqa: E402
-from cag_lib.metrics import evaluate, format_table  # noqa: E402
+from cag_lib.generate import GenerateConfig  # noqa: E402
+from cag_lib.metrics import format_table  # noqa: E402
+from cag_lib.recipes import RECIPES, run_recipe  # noqa: E402
 from cag_lib.stats import bundle_class_stats  # noqa: E402
-from cag_lib.viz import rows_figure  # noqa: E402
 from cag_lib.zoo import load_bundle  # noqa: E402
 
-FULL = GenerateConfig()  # the full recipe: MAE, 8->16->32, ensemble, diversity, distribution, blur 0.5
-ROWS = {
-    "eq1": replace(FULL, use_mae=False, resolutions=(32,), classifiers=(0,), diversity_weight=0,
-                   distribution_weight=0, blur_sigma=0),
-    "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
-                                              distribution_weight=0),
-    "CaG (MAE only)": replace(FULL, resolutions=(32,), classifiers=(0,), diversity_weight=0, distribution_weight=0,
-                              blur_sigma=0),
-    "CaG full": FULL,
-    "full - MAE": replace(FULL, use_mae=False),
-    "full - progressive": replace(FULL, resolutions=(32,)),
-    "full - diversity": replace(FULL, diversity_weight=0),
-    "full - distribution": replace(FULL, distribution_weight=0),
-    "full - ensemble": replace(FULL, classifiers=(0,)),
-}
-
-
-def slug(name: str) -> str:
-    return name.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "")
+FULL = RECIPES["CaG full"]
+ROWS = RECIPES
 
 
 def run_row(name: str, cfg: GenerateConfig, bundle: str, per_class: int, show: str, out: str,
@@ -59,16 +41,7 @@ def run_row(name: str, cfg: GenerateConfig, bundle: str, per_class: int, show: s
     """Generate and measure one row (runs in a worker process)."""
     torch.set_num_threads(threads)
     b = load_bundle(bundle)
-    k = len(b.class_names)
-    targets = torch.arange(k).repeat_interleave(per_class)
-    x_real, y_real = load_world(b.spec.world, "test", 2000)
-    res = generate(b, targets, replace(cfg, progress=False))
-    shown = res.reconstructions if (show == "g(x)" and res.reconstructions is not None) else res.images
-    row = evaluate(b, shown, targets, x_real, y_real)
-    row.update(seconds=round(res.seconds, 1), shown="g(x)" if shown is res.reconstructions else "x")
-    per = {c: shown[targets == i] for i, c in enumerate(b.class_names)}
-    rows_figure(per, Path(out) / f"{slug(name)}.png",
-                title=f"{name} [{row['shown']}]: judge acc {row['judge_acc']:.2f}, FD {row['fd']:.1f}")
+    row, _, _ = run_recipe(b, name, replace(cfg, progress=False), per_class, 2000, out, show)
     return name, row
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .data import load_world
 from .generate import GenerateConfig, generate
+from .metrics import judge_on_reconstructions
 from .models import accuracy
 from .viz import mae_rows, rows_figure
 from .zoo import BUNDLES, load_bundle
@@ -27,17 +28,6 @@ from .zoo import BUNDLES, load_bundle
 def first_per_class(labels: torch.Tensor, num_classes: int, k: int) -> torch.Tensor:
     """Indices of the first k examples of every class, class by class: (num_classes * k,)."""
     return torch.cat([torch.nonzero(labels == c)[:k, 0] for c in range(num_classes)])
-
-
-@torch.no_grad()
-def judge_on_reconstructions(bundle, images, labels, mask_ratio=0.75, seed=0, batch_size=500) -> float:
-    """Judge accuracy on g(x) of real images: 1.0 would mean the MAE keeps every image's class."""
-    g = torch.Generator().manual_seed(seed)
-    recs = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        recs.append(bundle.mae.reconstruct(x, mask_ratio, noise=bundle.mae.mask_noise(len(x), g)))
-    return accuracy(bundle.judge, torch.cat(recs), labels)
 
 
 def summarise(name: str, out: Path, n: int, per_class: int) -> dict:

@@ -23,6 +23,7 @@ Ctrl-C (KeyboardInterrupt) stops the loop and returns what was made so far (`res
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -55,7 +56,7 @@ class GenerateConfig:
     final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
     seed: int = 0
     snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
-    progress: bool = True                 # a tqdm bar
+    progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
 
     def stage_steps(self) -> list[int]:
         """Steps per stage: an equal share, the remainder to the last stage."""
@@ -138,7 +139,8 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
     x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
     result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": []})
-    bar = tqdm(total=cfg.steps, desc="generate", disable=not cfg.progress, mininterval=1)
+    quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # e.g. when a book is built
+    bar = tqdm(total=cfg.steps, desc="generate", disable=quiet or not cfg.progress, mininterval=1)
     t0, step = time.time(), 0
     try:
         for res, n_steps in zip(cfg.resolutions, cfg.stage_steps()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .models import predict
+from .models import accuracy, predict
 from .stats import features
 
 
@@ -50,6 +50,37 @@ def evaluate(bundle, images: torch.Tensor, targets: torch.Tensor, real_images: t
         if real_labels is not None:
             row["real_diversity"] = intra_class_diversity(rf, real_labels)
     return row
+
+
+def judge(bundle, images: torch.Tensor, targets: torch.Tensor, n_real: int = 2000) -> dict:
+    """`evaluate` against the first n_real test images of the bundle's world (the usual row)."""
+    from .data import load_world
+    x_real, y_real = load_world(bundle.spec.world, "test", n_real)
+    return evaluate(bundle, images, targets, x_real, y_real)
+
+
+@torch.no_grad()
+def judge_on_reconstructions(bundle, images, labels, mask_ratio=0.75, seed=0, batch_size=500) -> float:
+    """Judge accuracy on g(x) of real images (one seeded mask each): 1.0 would mean the MAE keeps
+    every image's class."""
+    g = torch.Generator().manual_seed(seed)
+    recs = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        recs.append(bundle.mae.reconstruct(x, mask_ratio, noise=bundle.mae.mask_noise(len(x), g)))
+    return accuracy(bundle.judge, torch.cat(recs), labels)
+
+
+def save_metrics(out, metrics: dict, digits: int = 4):
+    """Write a notebook's measured numbers to <out>/metrics.json (the book's regression run compares
+    them with stored baselines); floats rounded. Returns the file's path."""
+    import json
+    from pathlib import Path
+    clean = {k: round(float(v), digits) for k, v in metrics.items()}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    path = Path(out) / "metrics.json"
+    path.write_text(json.dumps(clean, indent=2) + "\n")
+    return path
 
 
 def format_table(rows: dict) -> str:

@@ -54,3 +54,26 @@ def mae_rows(mae, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0)
     masked = images * (1 - m) + 0.5 * m                         # masked patches shown grey
     return {"original": images, f"masked {mask_ratio:.0%}": masked, "reconstruction": rec,
             "decoder output": dec}
+
+
+def animate(frames: list, labels: list | None = None, nrow: int = 10, scale: int = 2, interval: int = 200):
+    """An inline HTML animation (matplotlib's jshtml: plays in notebooks and in the static book) of
+    image batches over time: frames = [(B, C, H, W), ...], one grid per frame, labels = frame titles."""
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    grids = [grid(f, nrow=nrow, scale=scale).permute(1, 2, 0).numpy() for f in frames]
+    fig, ax = plt.subplots(figsize=(grids[0].shape[1] / 80, grids[0].shape[0] / 80 + 0.3))
+    ax.set_axis_off()
+    im = ax.imshow(grids[0], interpolation="nearest")
+    title = ax.set_title(labels[0] if labels else "", fontsize=9)
+
+    def show(i):
+        im.set_data(grids[i])
+        title.set_text(labels[i] if labels else "")
+        return im, title
+    anim = animation.FuncAnimation(fig, show, frames=len(grids), interval=interval, blit=False)
+    html = HTML(anim.to_jshtml(default_mode="once"))
+    plt.close(fig)
+    return html

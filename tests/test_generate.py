@@ -8,6 +8,7 @@ from cag_lib.generate import (GenerateConfig, blur_gradient, check_resolutions, 
                               mean_reconstruction)
 from cag_lib.mae import MaskedAutoencoder
 from cag_lib.models import Classifier, build_network
+from cag_lib.recipes import RECIPES, recipe
 
 NAMES = ("a", "b", "c")
 
@@ -152,8 +153,7 @@ def test_cag_transfers_to_the_judge_and_eq1_does_not():
     b = load_bundle("fmnist")
     t = torch.arange(10).repeat_interleave(2)
     cag = generate(b, t, GenerateConfig(steps=150, progress=False))
-    eq1 = generate(b, t, GenerateConfig(steps=150, use_mae=False, resolutions=(32,), classifiers=(0,),
-                                        diversity_weight=0, distribution_weight=0, blur_sigma=0, progress=False))
+    eq1 = generate(b, t, recipe("eq1", steps=150, progress=False))
     assert accuracy(b.classifiers[0], eq1.images, t) == 1.0        # eq. 1 fools its source ...
     assert accuracy(b.judge, eq1.images, t) <= 0.3                  # ... and not the judge
     assert accuracy(b.judge, cag.reconstructions, t) >= 0.7         # CaG's images are recognised
@@ -167,3 +167,13 @@ def test_book_shows_the_committed_ablation():
     table = ablation_markdown(root / "benchmarks" / "results" / "ablation_fmnist.json")
     assert table in (root / "book" / "ablation.md").read_text(), \
         "book/ablation.md is stale: paste `python -m cag_lib.metrics benchmarks/results/ablation_fmnist.json`"
+
+
+def test_recipes_are_the_documented_switches():
+    assert RECIPES["CaG full"] == GenerateConfig()
+    eq1 = RECIPES["eq1"]
+    assert not eq1.use_mae and eq1.resolutions == (32,) and eq1.classifiers == (0,)
+    assert eq1.diversity_weight == eq1.distribution_weight == eq1.blur_sigma == 0
+    assert recipe("full - MAE", steps=3).steps == 3 and not recipe("full - MAE").use_mae
+    with pytest.raises(ValueError, match="valid recipes"):
+        recipe("eq2")

@@ -1,0 +1,75 @@
+"""Named configurations of the one sampler: the method, its baselines and its ablations.
+
+Every chapter and benchmark takes its configurations from here, so "eq. 1" or "the full recipe"
+means the same thing everywhere.
+
+    >>> from cag_lib.recipes import RECIPES
+    >>> generate(bundle, targets, RECIPES["eq1"])
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from .generate import GenerateConfig
+
+FULL = GenerateConfig()  # MAE, 8->16->32, ensemble, diversity + distribution losses, blur 0.5
+
+# eq. 1: the targeted adversarial attack (no MAE, one size, one source, no extra losses)
+EQ1 = replace(FULL, use_mae=False, resolutions=(32,), classifiers=(0,), diversity_weight=0,
+              distribution_weight=0, blur_sigma=0)
+
+RECIPES = {
+    "eq1": EQ1,
+    # the strongest classic feature-visualisation control: no MAE, ensemble + progressive + blur
+    "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
+                                              distribution_weight=0),
+    "CaG (MAE only)": replace(EQ1, use_mae=True),
+    "CaG full": FULL,
+    "full - MAE": replace(FULL, use_mae=False),
+    "full - progressive": replace(FULL, resolutions=(32,)),
+    "full - diversity": replace(FULL, diversity_weight=0),
+    "full - distribution": replace(FULL, distribution_weight=0),
+    "full - ensemble": replace(FULL, classifiers=(0,)),
+}
+
+
+def recipe(name: str, **changes) -> GenerateConfig:
+    """A named recipe, optionally with fields changed: recipe("eq1", steps=60)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {list(RECIPES)}")
+    return replace(RECIPES[name], **changes)
+
+
+def shown_images(result, show: str = "g(x)"):
+    """The picture a result is judged by: g(x) (mean reconstruction) where there is an MAE, else x."""
+    if show == "g(x)" and result.reconstructions is not None:
+        return result.reconstructions, "g(x)"
+    return result.images, "x"
+
+
+def run_recipe(bundle, name: str, config: GenerateConfig, per_class: int, n_real: int = 2000,
+               out=None, show: str = "g(x)", real=None):
+    """Generate per_class images of every class with `config`, judge them, and (if out) write the grid
+    <out>/<name>.png. Returns (row of numbers, Result, the figure or None). real: (images, labels) of
+    real test images to compare with (default: the first n_real of the bundle's world)."""
+    from pathlib import Path
+
+    from .data import load_world
+    from .generate import generate
+    from .metrics import evaluate
+    from .viz import rows_figure
+    targets = torch.arange(len(bundle.class_names)).repeat_interleave(per_class)   # (B,)
+    res = generate(bundle, targets, config)
+    shown, what = shown_images(res, show)
+    x_real, y_real = real if real is not None else load_world(bundle.spec.world, "test", n_real)
+    row = evaluate(bundle, shown, targets, x_real, y_real)
+    row.update(seconds=round(res.seconds, 1), shown=what)
+    fig = None
+    if out is not None:
+        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        fig = rows_figure({c: shown[targets == i] for i, c in enumerate(bundle.class_names)},
+                          Path(out) / f"{slug}.png",
+                          title=f"{name} [{what}]: judge acc {row['judge_acc']:.2f}, FD {row['fd']:.1f}")
+    return row, res, fig

@@ -1,0 +1,135 @@
+"""Execute every chapter notebook with papermill, check its numbers against stored baselines, and
+build the book from the executed copies.
+
+    python scripts/build_book.py            # the main job: full parameters, the book in _build/site/_build/html
+    python scripts/build_book.py --smoke    # CI: small parameters, compared with notebooks/baselines/*.smoke.json
+    python scripts/build_book.py --smoke --only ch2_eq1 --no-build
+    python scripts/build_book.py --smoke --update-baselines   # after a deliberate change; review the diff
+
+Steps:
+1. Stage the book in _build/site (_config.yml, _toc.yml, book/).
+2. Run each notebooks/*.ipynb with papermill (parameters smoke and out; an explicit execution
+   timeout per cell) into _build/site/notebooks/. A notebook that writes to stderr fails the run:
+   readers should not see warnings.
+3. Compare each <out>/metrics.json with notebooks/baselines/<name>.<mode>.json: every stored
+   metric must be within its stated absolute tolerance. A regression fails the run.
+4. `jupyter-book build` the staged book with warnings as errors (the notebooks are not executed
+   again: execute_notebooks is "off").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / "_build" / "site"
+BASELINES = ROOT / "notebooks" / "baselines"
+
+
+def default_tolerance(name: str, value: float) -> float:
+    """The tolerance --update-baselines writes (edit the file to state another): accuracies and
+    confidences 0.15 absolute (a smoke run judges few images); anything else 25 % of its value."""
+    if name.endswith(("_acc", "_conf")) or "acc_" in name:
+        return 0.15
+    return round(max(0.25 * abs(value), 1e-3), 4)
+
+
+def compare(measured: dict, baseline: dict) -> list[str]:
+    """Problems of measured {name: value} against baseline {name: {"value": v, "tol": t}}."""
+    problems = []
+    for name, ref in baseline.items():
+        if name not in measured:
+            problems.append(f"{name}: missing from metrics.json")
+        elif abs(measured[name] - ref["value"]) > ref["tol"]:
+            problems.append(f"{name}: {measured[name]:.4f}, baseline {ref['value']:.4f} ± {ref['tol']}")
+    return problems
+
+
+def stderr_outputs(nb_path: Path) -> list[str]:
+    nb = json.loads(nb_path.read_text())
+    return [o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
+            for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+
+
+def stage() -> None:
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    (STAGE / "notebooks").mkdir(parents=True)
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / f, STAGE / f)
+    shutil.copytree(ROOT / "book", STAGE / "book")
+
+
+def run_notebook(src: Path, smoke: bool, timeout: int) -> tuple[Path, float]:
+    import papermill as pm
+    os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it: a progress widget is noise in a static page
+    out = STAGE / "outputs" / src.stem
+    dst = STAGE / "notebooks" / src.name
+    t0 = time.time()
+    pm.execute_notebook(str(src), str(dst), parameters={"smoke": smoke, "out": f"outputs/{src.stem}"},
+                        cwd=str(STAGE), kernel_name="python3", execution_timeout=timeout, progress_bar=False)
+    hide_injected_parameters(dst)
+    return out, time.time() - t0
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """The book's reader sees the notebook's own parameters cell, not the one papermill injected."""
+    nb = json.loads(path.read_text())
+    for c in nb["cells"]:
+        tags = c.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    path.write_text(json.dumps(nb, indent=1) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--smoke", action="store_true", help="small parameters (CI)")
+    p.add_argument("--only", nargs="+", default=None, help="notebook names to run (default: all)")
+    p.add_argument("--timeout", type=int, default=900, help="papermill's execution timeout per cell, s")
+    p.add_argument("--update-baselines", action="store_true")
+    p.add_argument("--no-build", action="store_true", help="run and compare only")
+    a = p.parse_args(argv)
+    mode = "smoke" if a.smoke else "full"
+    notebooks = sorted((ROOT / "notebooks").glob("ch*.ipynb"))
+    if a.only:
+        notebooks = [n for n in notebooks if n.stem in a.only]
+    stage()
+    failures = []
+    for nb in notebooks:
+        out, secs = run_notebook(nb, a.smoke, a.timeout)
+        measured = json.loads((out / "metrics.json").read_text())
+        base_path = BASELINES / f"{nb.stem}.{mode}.json"
+        if a.update_baselines:
+            base_path.parent.mkdir(parents=True, exist_ok=True)
+            base = {k: {"value": v, "tol": default_tolerance(k, v)} for k, v in measured.items()
+                    if not k.endswith("seconds")}
+            base_path.write_text(json.dumps(base, indent=2) + "\n")
+        problems = [f"writes to stderr: {t.strip()[:300]}" for t in stderr_outputs(STAGE / "notebooks" / nb.name)]
+        if base_path.exists():
+            problems += compare(measured, json.loads(base_path.read_text()))
+        else:
+            problems.append(f"no baseline {base_path.relative_to(ROOT)}: run with --update-baselines")
+        print(f"{nb.stem:<28} {secs:6.1f} s  " + ("ok" if not problems else "FAILED"), flush=True)
+        failures += [f"{nb.stem}: {m}" for m in problems]
+    if failures:
+        print("\n".join(["", "regressions / problems:"] + failures), file=sys.stderr)
+        return 1
+    if not a.no_build:
+        t0 = time.time()
+        r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])
+        if r.returncode:
+            return r.returncode
+        print(f"book built in {time.time() - t0:.0f} s: {STAGE / '_build' / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The book's tooling: the regression comparison, and (after scripts/build_book.py) the built pages."""
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+HTML = ROOT / "_build" / "site" / "_build" / "html"
+spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+build_book = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_book)
+
+
+def test_compare_flags_a_regression_and_a_missing_metric():
+    base = {"judge_acc": {"value": 0.9, "tol": 0.05}, "fd": {"value": 10.0, "tol": 2.5}}
+    assert build_book.compare({"judge_acc": 0.87, "fd": 12.0}, base) == []
+    problems = build_book.compare({"judge_acc": 0.80}, base)
+    assert len(problems) == 2 and "judge_acc: 0.8000, baseline 0.9000" in problems[0] and "fd: missing" in problems[1]
+
+
+def test_every_notebook_is_in_the_toc_and_has_a_smoke_baseline():
+    toc = (ROOT / "_toc.yml").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
+        assert f"notebooks/{nb.stem}" in toc, nb.name
+        assert (ROOT / "notebooks" / "baselines" / f"{nb.stem}.smoke.json").exists(), nb.name
+
+
+def test_notebooks_are_committed_without_outputs_and_with_parameters():
+    import json
+    for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), f"{nb.name}: strip outputs"
+        assert "colab.research.google.com" in "".join(cells[0]["source"]), f"{nb.name}: Colab badge first"
+        params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(params) == 1, f"{nb.name}: one cell tagged parameters"
+        for name in ("bundle", "steps", "per_class", "seed", "device", "out", "smoke"):
+            assert re.search(rf"^{name} = ", "".join(params[0]["source"]), re.M), f"{nb.name}: parameter {name}"
+
+
+def test_every_chapter_page_shows_a_picture():
+    """After scripts/build_book.py: each chapter's page embeds at least one image of its own (the
+    Colab badge, an external image, does not count). CI builds the book first, so there it must exist."""
+    if not HTML.exists():
+        if os.environ.get("CI"):
+            pytest.fail("no built book: run `python scripts/build_book.py --smoke` first")
+        pytest.skip("the book is not built (python scripts/build_book.py --smoke)")
+    for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
+        page = (HTML / "notebooks" / f"{nb.stem}.html").read_text()
+        own = [src for src in re.findall(r'<img[^>]*src="([^"]+)"', page) if not src.startswith("http")]
+        assert own, f"{nb.stem}.html shows no image"
