@@ -72,7 +72,7 @@ class Result:
     reconstructions: torch.Tensor | None  # g(x) at the end with one fixed mask (None without an MAE)
     targets: torch.Tensor                 # (B,)
     config: GenerateConfig
-    history: dict = field(default_factory=dict)   # per step: loss, cls, target_prob (mean over batch)
+    history: dict = field(default_factory=dict)   # per step: loss, cls, target_prob (batch mean), resolution
     snapshots: list = field(default_factory=list)  # (step, images (B, C, S, S))
     seconds: float = 0.0
     interrupted: bool = False
@@ -138,7 +138,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
     x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
-    result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": []})
+    result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": [], "resolution": []})
     quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # e.g. when a book is built
     bar = tqdm(total=cfg.steps, desc="generate", disable=quiet or not cfg.progress, mininterval=1)
     t0, step = time.time(), 0
@@ -177,6 +177,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                 step += 1
                 h = result.history
                 h["loss"].append(loss.item()), h["cls"].append(cls.item()), h["target_prob"].append(prob.item())
+                h["resolution"].append(res)
                 bar.update()
                 if cfg.snapshot_every and step % cfg.snapshot_every == 0:
                     snap = _full_size(x, size)
