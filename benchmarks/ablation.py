@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib.generate import GenerateConfig  # noqa: E402
 from cag_lib.metrics import format_table  # noqa: E402
-from cag_lib.recipes import RECIPES, run_recipe  # noqa: E402
+from cag_lib.recipes import ABLATION_ROWS, RECIPES, run_recipe  # noqa: E402
 from cag_lib.stats import bundle_class_stats  # noqa: E402
 from cag_lib.zoo import load_bundle  # noqa: E402
 
@@ -50,7 +50,7 @@ def main(argv=None):
     p.add_argument("--bundle", default="fmnist")
     p.add_argument("--steps", type=int, default=FULL.steps)
     p.add_argument("--per-class", type=int, default=8)
-    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--rows", nargs="+", default=ABLATION_ROWS, choices=list(ROWS))
     p.add_argument("--show", choices=["x", "g(x)"], default="g(x)",
                    help="judge and show g(x) where the row has an MAE (default) or always x")
     p.add_argument("--workers", type=int, default=2, help="rows run side by side, one thread each")

@@ -32,7 +32,12 @@ RECIPES = {
     "full - diversity": replace(FULL, diversity_weight=0),
     "full - distribution": replace(FULL, distribution_weight=0),
     "full - ensemble": replace(FULL, classifiers=(0,)),
+    # every classic prior at once: the strongest baseline without an MAE that this book found
+    "classic: ens+prog+blur+jitter+TV": replace(FULL, use_mae=False, blur_sigma=1.0, jitter=2, tv_weight=1.0,
+                                                diversity_weight=0, distribution_weight=0),
 }
+# the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipe is extra)
+ABLATION_ROWS = [name for name in RECIPES if not name.startswith("classic")]
 
 
 def recipe(name: str, **changes) -> GenerateConfig:
