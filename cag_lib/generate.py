@@ -128,11 +128,16 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     idx = range(len(models.classifiers)) if cfg.classifiers is None else cfg.classifiers
     clfs = [models.classifiers[i] for i in idx]
     if cfg.distribution_weight and not class_stats:
-        if not hasattr(models, "spec"):
-            raise ValueError("distribution_weight > 0 needs class_stats (cag_lib.stats.class_feature_stats), "
-                             "or pass a zoo Bundle, whose statistics are measured and cached")
-        from .stats import bundle_class_stats
-        class_stats = [bundle_class_stats(models, i) for i in idx]
+        from .data import WORLDS
+        if getattr(models, "class_stats", None):                 # measured for this bundle already
+            class_stats = [models.class_stats[i] for i in idx]
+        elif getattr(getattr(models, "spec", None), "world", None) in WORLDS:  # a small world: measured, cached
+            from .stats import bundle_class_stats
+            class_stats = [bundle_class_stats(models, i) for i in idx]
+        else:
+            raise ValueError("distribution_weight > 0 needs class_stats (cag_lib.stats.class_feature_stats); "
+                             "a small-world Bundle measures its own; for ImageNet run "
+                             "cag_lib.imagenet.measure_class_stats(bundle, folder), or set distribution_weight=0")
     device = next(mae.parameters()).device
     y = y.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter

@@ -120,7 +120,7 @@ def test_a_bundle_gets_its_class_statistics_measured(tiny, monkeypatch):
         d = bundle.classifiers[index](torch.rand(1, 1, 32, 32)).features.shape[-1]
         return torch.zeros(3, d), torch.ones(3, d)
     monkeypatch.setattr(cag_lib.stats, "bundle_class_stats", fake)
-    bundle = types.SimpleNamespace(**vars(tiny), spec="a bundle")
+    bundle = types.SimpleNamespace(**vars(tiny), spec=types.SimpleNamespace(world="fmnist"))
     r = generate(bundle, ["a", "a"], GenerateConfig(**{**QUICK, "distribution_weight": 1.0, "classifiers": (1,)}))
     assert asked == [1] and r.images.shape == (2, 1, 32, 32)
 

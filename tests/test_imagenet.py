@@ -1,0 +1,84 @@
+"""The ImageNet bundle's code path, with randomly initialised models (no weights can be downloaded here)."""
+import time
+
+import pytest
+import torch
+
+from cag_lib import generate
+from cag_lib.imagenet import (JUDGE, SOURCES, OfflineError, imagenet_class_names, imagenet_preset,
+                              load_imagenet_bundle, measure_class_stats, official_mae, timm_classifier)
+
+TINY_MAE = dict(embed_dim=64, depth=1, num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    torch.manual_seed(0)
+    return load_imagenet_bundle(pretrained=False, mae_overrides=TINY_MAE)
+
+
+def test_offline_fails_at_once_and_names_the_offline_bundles(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.time()
+    with pytest.raises(OfflineError, match="'fmnist' and 'shapes' bundles ship with cag_lib"):
+        load_imagenet_bundle()
+    with pytest.raises(OfflineError, match="dl.fbaipublicfiles.com"):
+        official_mae()
+    assert time.time() - t0 < 5
+
+
+def test_class_names_and_lookup(bundle):
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[1] == "goldfish"
+    assert bundle.class_index("goldfish") == bundle.class_index("Carassius auratus") == 1
+    assert bundle.class_index("n01443537") == 1 and bundle.class_index(7) == 7
+    with pytest.raises(ValueError, match="WordNet id"):
+        bundle.class_index("flying teapot")
+
+
+def test_each_model_has_its_own_data_config(bundle):
+    inc, vit = bundle.classifiers
+    assert [c.name for c in bundle.classifiers] == list(SOURCES) and bundle.judge.name == JUDGE
+    assert inc.input_size == 299 and vit.input_size == 224
+    x = torch.rand(1, 3, 64, 64)                        # a 64-pixel stage: each wrapper resizes
+    for c in (*bundle.classifiers, bundle.judge):
+        out = c(x)
+        assert out.logits.shape == (1, 1000) and out.features.ndim == 2
+
+
+def test_local_checkpoints_in_the_official_layouts_load(tmp_path):
+    mae = official_mae(pretrained=False, **TINY_MAE)
+    with torch.no_grad():
+        mae.mask_token.normal_()
+    torch.save({"model": mae.state_dict()}, tmp_path / "mae.pth")       # the official MAE wrapping
+    back = official_mae(pretrained=False, checkpoint=tmp_path / "mae.pth", **TINY_MAE)
+    assert torch.equal(back.mask_token, mae.mask_token)
+    vit = timm_classifier(SOURCES[1], pretrained=False)
+    torch.save(vit.net.state_dict(), tmp_path / "vit.pth")               # a timm state dict on disk
+    again = timm_classifier(SOURCES[1], checkpoint=tmp_path / "vit.pth")
+    assert torch.equal(again.net.cls_token, vit.net.cls_token)
+
+
+def test_the_preset_runs_two_steps_end_to_end(bundle, capsys):
+    cfg = imagenet_preset(bundle, steps=2, resolutions=(32, 64), progress=False)
+    assert "without the distribution loss" in capsys.readouterr().out and cfg.distribution_weight == 0
+    full = imagenet_preset()
+    assert full.resolutions == (64, 128, 256) and full.steps == 2000 and full.classifiers is None
+    res = generate(bundle, ["goldfish", "tench"], cfg)
+    assert res.images.shape == (2, 3, 224, 224) and res.reconstructions.shape == (2, 3, 224, 224)
+    assert len(res.history["loss"]) == 2 and all(torch.isfinite(torch.tensor(res.history["loss"])))
+
+
+def test_class_statistics_from_a_folder_enable_eq6(bundle, tmp_path):
+    from PIL import Image
+    for wnid in ("n01440764", "n01443537"):                             # tench, goldfish
+        (tmp_path / wnid).mkdir()
+        for k in range(2):
+            Image.fromarray((torch.rand(40, 48, 3) * 255).byte().numpy()).save(tmp_path / wnid / f"{k}.png")
+    stats = measure_class_stats(bundle, tmp_path, per_class=2)
+    assert len(stats) == 2 and stats[0][0].shape[0] == 1000 and not torch.equal(stats[0][0][1], torch.zeros_like(stats[0][0][1]))
+    cfg = imagenet_preset(bundle, steps=1, resolutions=(32,), progress=False)
+    assert cfg.distribution_weight == 1.0
+    res = generate(bundle, ["goldfish", "goldfish"], cfg)
+    assert torch.isfinite(torch.tensor(res.history["loss"])).all()
+    bundle.class_stats = None
