@@ -55,6 +55,7 @@ class GenerateConfig:
     init_std: float = 0.1                 # start: 0.5 + init_std * N(0, 1), clamped
     final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
     seed: int = 0
+    autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models (a GPU); "" = fp32
     snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
     progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
 
@@ -143,6 +144,10 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
     x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
+    if cfg.autocast not in ("", "bf16", "fp16"):
+        raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
+                         enabled=bool(cfg.autocast))
     result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": [], "resolution": []})
     quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # e.g. when a book is built
     bar = tqdm(total=cfg.steps, desc="generate", disable=quiet or not cfg.progress, mininterval=1)
@@ -156,10 +161,12 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                 img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if res != size else x
                 if cfg.jitter:
                     img = jitter_images(img, cfg.jitter * size // res, gen)
-                if cfg.use_mae:
-                    noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device)
-                    img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
-                outs = [c(img) for c in clfs]
+                with amp:
+                    if cfg.use_mae:
+                        noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device)
+                        img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
+                    outs = [c(img) for c in clfs]
+                outs = [type(o)(o.logits.float(), o.features.float()) for o in outs]
                 cls = torch.stack([classification_loss(o.logits, y) for o in outs]).mean()
                 loss = cls
                 if cfg.diversity_weight:
