@@ -155,6 +155,6 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     """Top-1 accuracy of a Classifier, in eval mode."""
     was_training = model.training
     model.eval()
-    acc = (predict(model, images, batch_size).argmax(1) == labels).sum().item() / len(labels)  # exact ratio
+    acc = (predict(model, images, batch_size).argmax(1) == labels.cpu()).sum().item() / len(labels)  # exact ratio
     model.train(was_training)
     return acc
