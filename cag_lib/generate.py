@@ -56,6 +56,9 @@ class GenerateConfig:
     final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
     seed: int = 0
     autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models (a GPU); "" = fp32
+    sampler: str = "adam"                 # "adam" (CaG) or "mala": Metropolis-adjusted Langevin (STIC-style)
+    langevin_step: float = 1e-3           # MALA: x' = x - step * grad E + sqrt(2 step) * noise
+    temperature: float = 0.003            # MALA: E = mean_f CE(f(g(x)), c) / temperature, per image
     snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
     progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
 
@@ -144,6 +147,13 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
     x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
+    if cfg.sampler not in ("adam", "mala"):
+        raise ValueError(f"sampler must be 'adam' or 'mala', not {cfg.sampler!r}")
+    if cfg.sampler == "mala":
+        coupled = [k for k in ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
+                   if getattr(cfg, k)]
+        if coupled:
+            raise ValueError(f"the MALA sampler needs a per-image energy; set {', '.join(f'{k}=0' for k in coupled)}")
     if cfg.autocast not in ("", "bf16", "fp16"):
         raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
     amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
@@ -157,16 +167,34 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
             x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False) if x.shape[-1] != res else x
             x = x.detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([x], lr=cfg.lr)
-            for _ in range(n_steps):
-                img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if res != size else x
+
+            def forward(xs, noise):
+                """Every used source on g(xs) (or xs), xs at the stage's resolution."""
+                img = F.interpolate(xs, size=(size, size), mode="bilinear", align_corners=False) if res != size else xs
                 if cfg.jitter:
                     img = jitter_images(img, cfg.jitter * size // res, gen)
                 with amp:
                     if cfg.use_mae:
-                        noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device)
                         img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
                     outs = [c(img) for c in clfs]
-                outs = [type(o)(o.logits.float(), o.features.float()) for o in outs]
+                return [type(o)(o.logits.float(), o.features.float()) for o in outs]
+
+            for _ in range(n_steps):
+                noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device) if cfg.use_mae else None
+                if cfg.sampler == "mala":
+                    def energy(xs):  # per image (B,), on the same mask for x and the proposal
+                        outs = forward(xs.clamp(0, 1), noise)
+                        ce = torch.stack([F.cross_entropy(o.logits, y, reduction="none") for o in outs]).mean(0)
+                        return ce / cfg.temperature, outs
+                    x, accepted, e, outs = mala_step(x, energy, cfg.langevin_step, gen)
+                    loss = cls = e.mean() * cfg.temperature
+                    result.history.setdefault("accept", []).append(accepted.float().mean().item())
+                    with torch.no_grad():
+                        prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()
+                    step += 1
+                    _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks)
+                    continue
+                outs = forward(x, noise)
                 cls = torch.stack([classification_loss(o.logits, y) for o in outs]).mean()
                 loss = cls
                 if cfg.diversity_weight:
@@ -187,15 +215,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                     x.clamp_(0, 1)
                     prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()
                 step += 1
-                h = result.history
-                h["loss"].append(loss.item()), h["cls"].append(cls.item()), h["target_prob"].append(prob.item())
-                h["resolution"].append(res)
-                bar.update()
-                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                    snap = _full_size(x, size)
-                    result.snapshots.append((step, snap))
-                    for cb in callbacks:
-                        cb(step, snap, result)
+                _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks)
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
@@ -207,6 +227,44 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                                                      cfg.final_masks, cfg.seed + 2).cpu()
     result.images = result.images.cpu()
     return result
+
+
+def _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks):
+    """History, progress bar, snapshots and callbacks after one step."""
+    h = result.history
+    h["loss"].append(loss.item()), h["cls"].append(cls.item()), h["target_prob"].append(prob.item())
+    h["resolution"].append(res)
+    bar.update()
+    if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+        snap = _full_size(x, size)
+        result.snapshots.append((step, snap))
+        for cb in callbacks:
+            cb(step, snap, result)
+
+
+def mala_step(x: torch.Tensor, energy: Callable, step: float, generator: torch.Generator):
+    """One Metropolis-adjusted Langevin step, accepted or rejected per image.
+
+    energy(x) -> (E (B,), anything). Proposal x' = x - step * dE/dx + sqrt(2 step) * xi; accept with
+    probability min(1, exp(E(x) - E(x') + log q(x | x') - log q(x' | x))), q(a | b) = N(a; b - step *
+    dE/db, 2 step I). Returns (new x (B, C, H, W), accepted (B,) bool, E(x) (B,), the extra output at
+    the kept points)."""
+    x = x.detach().requires_grad_(True)
+    e, out = energy(x)
+    g, = torch.autograd.grad(e.sum(), x)
+    xi = torch.randn(x.shape, generator=generator).to(x)
+    prop = (x - step * g + (2 * step) ** 0.5 * xi).detach().requires_grad_(True)
+    e_p, out_p = energy(prop)
+    g_p, = torch.autograd.grad(e_p.sum(), prop)
+
+    def log_q(to, frm, grad):  # log N(to; frm - step * grad, 2 step I) without its constant, (B,)
+        return -((to - frm + step * grad) ** 2).flatten(1).sum(1) / (4 * step)
+    with torch.no_grad():
+        log_alpha = e - e_p + log_q(x, prop, g_p) - log_q(prop, x, g)
+        accept = torch.rand(len(x), generator=generator).log().to(x) < log_alpha
+        new = torch.where(accept[:, None, None, None], prop, x)
+        kept = [type(o)(torch.where(accept[:, None], op.logits, o.logits), o.features) for o, op in zip(out, out_p)]
+    return new.detach(), accept, torch.where(accept, e_p, e).detach(), kept
 
 
 @torch.no_grad()

@@ -35,9 +35,12 @@ RECIPES = {
     # every classic prior at once: the strongest baseline without an MAE that this book found
     "classic: ens+prog+blur+jitter+TV": replace(FULL, use_mae=False, blur_sigma=1.0, jitter=2, tv_weight=1.0,
                                                 diversity_weight=0, distribution_weight=0),
+    # STIC-style Metropolis-adjusted Langevin in the same loop: MAE, ensemble, 8->16->32, per-image energy
+    "MALA (MAE+ens+prog)": replace(FULL, sampler="mala", diversity_weight=0, distribution_weight=0,
+                                   blur_sigma=0),
 }
-# the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipe is extra)
-ABLATION_ROWS = [name for name in RECIPES if not name.startswith("classic")]
+# the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipes are extra)
+ABLATION_ROWS = [name for name in RECIPES if not name.startswith(("classic", "MALA"))]
 
 
 def recipe(name: str, **changes) -> GenerateConfig:
