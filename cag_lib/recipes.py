@@ -9,10 +9,14 @@ means the same thing everywhere.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from .generate import GenerateConfig
+from .data import load_world
+from .generate import GenerateConfig, generate
+from .metrics import evaluate
+from .viz import rows_figure
 
 FULL = GenerateConfig()  # MAE, 8->16->32, ensemble, diversity + distribution losses, blur 0.5
 
@@ -62,12 +66,6 @@ def run_recipe(bundle, name: str, config: GenerateConfig, per_class: int, n_real
     """Generate per_class images of every class with `config`, judge them, and (if out) write the grid
     <out>/<name>.png. Returns (row of numbers, Result, the figure or None). real: (images, labels) of
     real test images to compare with (default: the first n_real of the bundle's world)."""
-    from pathlib import Path
-
-    from .data import load_world
-    from .generate import generate
-    from .metrics import evaluate
-    from .viz import rows_figure
     targets = torch.arange(len(bundle.class_names)).repeat_interleave(per_class)   # (B,)
     res = generate(bundle, targets, config)
     shown, what = shown_images(res, show)
