@@ -131,6 +131,15 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     y = resolve_targets(targets, models.class_index)
     idx = range(len(models.classifiers)) if cfg.classifiers is None else cfg.classifiers
     clfs = [models.classifiers[i] for i in idx]
+    if cfg.sampler not in ("adam", "mala"):
+        raise ValueError(f"sampler must be 'adam' or 'mala', not {cfg.sampler!r}")
+    if cfg.sampler == "mala":
+        coupled = [k for k in ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
+                   if getattr(cfg, k)]
+        if coupled:
+            raise ValueError(f"the MALA sampler needs a per-image energy; set {', '.join(f'{k}=0' for k in coupled)}")
+    if cfg.autocast not in ("", "bf16", "fp16"):
+        raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
     if cfg.distribution_weight and not class_stats:
         from .data import WORLDS
         if getattr(models, "class_stats", None):                 # measured for this bundle already
@@ -147,15 +156,6 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
     x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
-    if cfg.sampler not in ("adam", "mala"):
-        raise ValueError(f"sampler must be 'adam' or 'mala', not {cfg.sampler!r}")
-    if cfg.sampler == "mala":
-        coupled = [k for k in ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
-                   if getattr(cfg, k)]
-        if coupled:
-            raise ValueError(f"the MALA sampler needs a per-image energy; set {', '.join(f'{k}=0' for k in coupled)}")
-    if cfg.autocast not in ("", "bf16", "fp16"):
-        raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
     amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                          enabled=bool(cfg.autocast))
     result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": [], "resolution": []})
@@ -263,7 +263,8 @@ def mala_step(x: torch.Tensor, energy: Callable, step: float, generator: torch.G
         log_alpha = e - e_p + log_q(x, prop, g_p) - log_q(prop, x, g)
         accept = torch.rand(len(x), generator=generator).log().to(x) < log_alpha
         new = torch.where(accept[:, None, None, None], prop, x)
-        kept = [type(o)(torch.where(accept[:, None], op.logits, o.logits), o.features) for o, op in zip(out, out_p)]
+        kept = [type(o)(torch.where(accept[:, None], op.logits, o.logits),
+                        torch.where(accept[:, None], op.features, o.features)) for o, op in zip(out, out_p)]
     return new.detach(), accept, torch.where(accept, e_p, e).detach(), kept
 
 

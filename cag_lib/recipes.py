@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .data import load_world
 from .generate import GenerateConfig, generate
-from .metrics import evaluate
+from .metrics import evaluate, judge
 from .viz import rows_figure
 
 FULL = GenerateConfig()  # MAE, 8->16->32, ensemble, diversity + distribution losses, blur 0.5
@@ -26,7 +25,7 @@ EQ1 = replace(FULL, use_mae=False, resolutions=(32,), classifiers=(0,), diversit
 
 RECIPES = {
     "eq1": EQ1,
-    # the strongest classic feature-visualisation control: no MAE, ensemble + progressive + blur
+    # the classic feature-visualisation control: no MAE, ensemble + progressive + blur
     "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
                                               distribution_weight=0),
     "CaG (MAE only)": replace(EQ1, use_mae=True),
@@ -69,8 +68,7 @@ def run_recipe(bundle, name: str, config: GenerateConfig, per_class: int, n_real
     targets = torch.arange(len(bundle.class_names)).repeat_interleave(per_class)   # (B,)
     res = generate(bundle, targets, config)
     shown, what = shown_images(res, show)
-    x_real, y_real = real if real is not None else load_world(bundle.spec.world, "test", n_real)
-    row = evaluate(bundle, shown, targets, x_real, y_real)
+    row = evaluate(bundle, shown, targets, *real) if real is not None else judge(bundle, shown, targets, n_real)
     row.update(seconds=round(res.seconds, 1), shown=what)
     fig = None
     if out is not None:
