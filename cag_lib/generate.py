@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 from tqdm.auto import tqdm
 
-from .losses import classification_loss, distribution_loss, diversity_loss, total_variation
+from .losses import classification_loss, distribution_loss, diversity_loss, gram_loss, total_variation
 
 
 @dataclass
@@ -58,7 +58,8 @@ class GenerateConfig:
     autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models (a GPU); "" = fp32
     sampler: str = "adam"                 # "adam" (CaG) or "mala": Metropolis-adjusted Langevin (STIC-style)
     langevin_step: float = 1e-3           # MALA: x' = x - step * grad E + sqrt(2 step) * noise
-    temperature: float = 0.003            # MALA: E = mean_f CE(f(g(x)), c) / temperature, per image
+    temperature: float = 0.003            # MALA: E = mean_f [CE + gram_weight * Gram term] / temperature, per image
+    gram_weight: float = 0.0              # STIC's Gram-matrix term: feature correlations of g(x) vs the class's data
     snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
     progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
 
@@ -118,11 +119,12 @@ def jitter_images(x: torch.Tensor, pixels: int, generator: torch.Generator) -> t
 
 
 def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
-             class_stats: tuple | None = None) -> Result:
+             class_stats: tuple | None = None, class_grams: list | None = None) -> Result:
     """Generate one image per target with the bundle's (or models') classifiers; see the module doc.
 
     models: a zoo Bundle (classifiers, mae, class_index). class_stats: for eq. 6, a list with one
     (mean (K, D), std (K, D)) per used classifier (see cag_lib.stats.class_feature_stats).
+    class_grams: for the Gram term, one (K, C, C) per used classifier (cag_lib.stats.class_gram_stats).
     callbacks: functions called as cb(step, images, result) every `snapshot_every` steps."""
     cfg = config or GenerateConfig()
     mae = models.mae
@@ -151,6 +153,12 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
             raise ValueError("distribution_weight > 0 needs class_stats (cag_lib.stats.class_feature_stats); "
                              "a small-world Bundle measures its own; for ImageNet run "
                              "cag_lib.imagenet.measure_class_stats(bundle, folder), or set distribution_weight=0")
+    if cfg.gram_weight and not class_grams:
+        if getattr(getattr(models, "spec", None), "world", None) is None or getattr(models, "manifest", None) is None:
+            raise ValueError("gram_weight > 0 needs class_grams (cag_lib.stats.class_gram_stats); a small-world "
+                             "Bundle measures its own; or set gram_weight=0")
+        from .stats import bundle_class_grams
+        class_grams = [bundle_class_grams(models, i) for i in idx]
     device = next(mae.parameters()).device
     y = y.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
@@ -176,16 +184,22 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                 with amp:
                     if cfg.use_mae:
                         img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
-                    outs = [c(img) for c in clfs]
-                return [type(o)(o.logits.float(), o.features.float()) for o in outs]
+                    outs = [c.forward_with_map(img) if cfg.gram_weight else (c(img), None) for c in clfs]
+                return ([type(o)(o.logits.float(), o.features.float()) for o, _ in outs],
+                        [m.float() if m is not None else None for _, m in outs])
+
+            def gram_term(maps):  # (B,): mean over the sources of STIC's Gram-matrix term
+                return torch.stack([gram_loss(m, y, G.to(device)) for m, G in zip(maps, class_grams)]).mean(0)
 
             for _ in range(n_steps):
                 noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device) if cfg.use_mae else None
                 if cfg.sampler == "mala":
                     def energy(xs):  # per image (B,), on the same mask for x and the proposal
-                        outs = forward(xs.clamp(0, 1), noise)
-                        ce = torch.stack([F.cross_entropy(o.logits, y, reduction="none") for o in outs]).mean(0)
-                        return ce / cfg.temperature, outs
+                        outs, maps = forward(xs.clamp(0, 1), noise)
+                        e = torch.stack([F.cross_entropy(o.logits, y, reduction="none") for o in outs]).mean(0)
+                        if cfg.gram_weight:
+                            e = e + cfg.gram_weight * gram_term(maps)
+                        return e / cfg.temperature, outs
                     x, accepted, e, outs = mala_step(x, energy, cfg.langevin_step, gen)
                     loss = cls = e.mean() * cfg.temperature
                     result.history.setdefault("accept", []).append(accepted.float().mean().item())
@@ -194,7 +208,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                     step += 1
                     _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks)
                     continue
-                outs = forward(x, noise)
+                outs, maps = forward(x, noise)
                 cls = torch.stack([classification_loss(o.logits, y) for o in outs]).mean()
                 loss = cls
                 if cfg.diversity_weight:
@@ -204,6 +218,8 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                     loss = loss + cfg.distribution_weight * torch.stack(
                         [distribution_loss(o.features, y, m.to(device), s.to(device))
                          for o, (m, s) in zip(outs, class_stats)]).mean()
+                if cfg.gram_weight:
+                    loss = loss + cfg.gram_weight * gram_term(maps).mean()
                 if cfg.tv_weight:
                     loss = loss + cfg.tv_weight * total_variation(x)
                 opt.zero_grad(set_to_none=True)

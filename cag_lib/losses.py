@@ -40,6 +40,19 @@ def distribution_loss(features: torch.Tensor, targets: torch.Tensor, class_mean:
     return torch.stack(terms).mean()
 
 
+def gram_matrix(fmap: torch.Tensor) -> torch.Tensor:
+    """Feature correlations of a feature map (B, C, N): G = F F^T / N, (B, C, C)."""
+    return fmap @ fmap.transpose(1, 2) / fmap.shape[-1]
+
+
+def gram_loss(fmap: torch.Tensor, targets: torch.Tensor, class_grams: torch.Tensor) -> torch.Tensor:
+    """STIC's Gram-matrix term, per image (B,): || G(x) - G_c ||_F^2 / || G_c ||_F^2, where G_c
+    (K, C, C) is the class's mean Gram matrix over real images. Relative, so it has no scale of its
+    own: 0 means the same feature correlations as the class's data, 1 as far as all-zero features."""
+    target = class_grams[targets]                                             # (B, C, C)
+    return (gram_matrix(fmap) - target).pow(2).sum((1, 2)) / target.pow(2).sum((1, 2))
+
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels (feature visualisation's smoothness prior)."""
     dh = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()

@@ -119,8 +119,16 @@ class Classifier(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> ClassifierOutput:
-        f = self.net.forward_head(self.net.forward_features(self.preprocess(x)), pre_logits=True)  # (B, D)
-        return ClassifierOutput(self.net.get_classifier()(f), f)
+        return self.forward_with_map(x)[0]
+
+    def forward_with_map(self, x: torch.Tensor) -> tuple[ClassifierOutput, torch.Tensor]:
+        """The output and the last feature map as (B, channels, positions): a CNN's (B, C, H, W)
+        flattened, a ViT's tokens (B, N, D) transposed. STIC's Gram-matrix term uses it. (The small
+        worlds' ResNet and ConvNeXt end at 1x1 on 32x32 inputs, so their Gram matrix is f f^T.)"""
+        fmap = self.net.forward_features(self.preprocess(x))
+        f = self.net.forward_head(fmap, pre_logits=True)  # (B, D)
+        flat = fmap.flatten(2) if fmap.dim() == 4 else fmap.transpose(1, 2)
+        return ClassifierOutput(self.net.get_classifier()(f), f), flat
 
 
 class Ensemble(nn.Module):

@@ -48,3 +48,32 @@ def bundle_class_stats(bundle, index: int, n: int = STATS_IMAGES) -> tuple[torch
         return class_feature_stats(clf, None, None, len(bundle.class_names), key)
     x, y = load_world(bundle.spec.world, "train", n)
     return class_feature_stats(clf, x, y, len(bundle.class_names), key)
+
+
+@torch.no_grad()
+def class_gram_stats(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     cache_key: str | None = None, batch_size: int = 500) -> torch.Tensor:
+    """Mean Gram matrix of the last feature map per class over real images: (K, C, C); cached."""
+    from .losses import gram_matrix
+    path = CACHE / f"{cache_key}_gram.pt" if cache_key else None
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=True)
+    device = next(model.parameters()).device
+    grams = torch.cat([gram_matrix(model.forward_with_map(images[i:i + batch_size].to(device))[1].float()).cpu()
+                       for i in range(0, len(images), batch_size)])
+    out = torch.stack([grams[labels == c].mean(0) for c in range(num_classes)])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, path)
+    return out
+
+
+def bundle_class_grams(bundle, index: int, n: int = STATS_IMAGES) -> torch.Tensor:
+    """class_gram_stats of a bundle's source classifier `index` on the first n training images, cached."""
+    from .data import load_world
+    clf = bundle.classifiers[index]
+    key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}_n{n}"
+    if (CACHE / f"{key}_gram.pt").exists():
+        return class_gram_stats(clf, None, None, len(bundle.class_names), key)
+    x, y = load_world(bundle.spec.world, "train", n)
+    return class_gram_stats(clf, x, y, len(bundle.class_names), key)

@@ -4,6 +4,7 @@
     python -m cag_lib.train classifier --bundle fmnist --name convnext --arch convnext --role judge \
         --augment strong --seed 1 --epochs 8
     python -m cag_lib.train mae --bundle fmnist --name mae --epochs 12
+    python -m cag_lib.train diffusion --bundle fmnist --name diffusion --epochs 5 --ema 0.999
 
 Each run writes <out>/<bundle>/<name>.safetensors (float16), reloads it through the zoo, measures it
 on the world's test split and records file, sha256, exact command, time and metrics in
@@ -28,13 +29,14 @@ from tqdm.auto import tqdm
 
 from . import zoo
 from .data import load_world, world_classes
+from .diffusion import ConditionalDiffusion
 from .mae import MaskedAutoencoder
 from .models import Classifier, accuracy, build_network
 
 
 @dataclass
 class TrainConfig:
-    kind: str = "classifier"          # "classifier" or "mae"
+    kind: str = "classifier"          # "classifier", "mae" or "diffusion" (class-conditional DDPM)
     bundle: str = "fmnist"
     name: str = "resnet"
     arch: str = "resnet"              # classifiers: one of cag_lib.models.ARCHS
@@ -51,11 +53,16 @@ class TrainConfig:
     mae: dict = field(default_factory=lambda: dict(patch_size=4, embed_dim=128, depth=4, num_heads=4,
                                                    decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=3,
                                                    mlp_ratio=4.0))
+    unet: dict = field(default_factory=dict)  # diffusion: overrides of cag_lib.diffusion.DEFAULT_UNET
+    ema: float = 0.0                  # exponential moving average of the weights (0 = off); the EMA is shipped
     limit: int = 0                    # use only the first N training images (0 = all); for tests
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
     out: str = ""                     # weights folder ("" = the package's)
     device: str = "cpu"               # where to train ("cuda" if you have one); measuring is on the CPU
+
+
+KINDS = ("classifier", "mae", "diffusion")
 
 
 def channel_stats(x: torch.Tensor) -> tuple[list, list]:
@@ -102,7 +109,19 @@ def masked_mse(mae: MaskedAutoencoder, images: torch.Tensor, mask_ratio: float =
     return {f"masked_mse@{mask_ratio}": round(masked, 5), f"visible_mse@{mask_ratio}": round(visible, 5)}
 
 
+def denoising_mse(model: ConditionalDiffusion, images: torch.Tensor, labels: torch.Tensor, seed: int = 0,
+                  batch_size: int = 500) -> float:
+    """The DDPM loss on test images with the true class, timesteps and noise drawn from `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        losses = [model.loss(images[i:i + batch_size], labels[i:i + batch_size], g).item() * len(images[i:i + batch_size])
+                  for i in range(0, len(images), batch_size)]
+    return round(sum(losses) / len(images), 5)
+
+
 def build(cfg: TrainConfig, in_chans: int, mean: list, std: list):
+    if cfg.kind == "diffusion":
+        return ConditionalDiffusion(world_classes(cfg.bundle), in_chans, 32, unet=cfg.unet)
     if cfg.kind == "mae":
         return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
     net = build_network(cfg.arch, in_chans, len(world_classes(cfg.bundle)))
@@ -111,8 +130,8 @@ def build(cfg: TrainConfig, in_chans: int, mean: list, std: list):
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
     """Train one model as cfg says, save it, measure it, record it in the manifest; returns the entry."""
-    if cfg.kind not in ("classifier", "mae"):
-        raise ValueError(f"kind must be 'classifier' or 'mae', not {cfg.kind!r}")
+    if cfg.kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {cfg.kind!r}")
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train = load_world(cfg.bundle, "train", cfg.limit or None)
@@ -123,11 +142,13 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     total = max(1, round(cfg.epochs * steps_per_epoch))
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    betas = (0.9, 0.95) if cfg.kind == "mae" else (0.9, 0.999)
+    betas = (0.9, 0.999) if cfg.kind == "classifier" else (0.9, 0.95)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay, betas=betas)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1,
                                                 anneal_strategy="cos", cycle_momentum=False)
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
+           if cfg.ema else None)
     t0, step = time.time(), 0
     bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
     while step < total:
@@ -137,7 +158,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                 break
             idx = perm[i:i + cfg.batch_size]
             x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
-            if cfg.kind == "mae":
+            if cfg.kind == "diffusion":
+                loss = model.loss(x, y_train[idx].to(cfg.device), g)
+            elif cfg.kind == "mae":
                 loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g, device="cpu").to(cfg.device),
                                    visible_weight=cfg.visible_weight)
             else:
@@ -147,26 +170,32 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     bar.close()
     seconds = time.time() - t0
+    if ema is not None:
+        model = ema.module
 
     out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
     rel = f"{cfg.bundle}/{cfg.name}.safetensors"
     (out / cfg.bundle).mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in (model if cfg.kind == "mae" else model.net).state_dict().items()}
+    state = {k: v.cpu() for k, v in (model.net if cfg.kind == "classifier" else model).state_dict().items()}
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out / rel))
-    entry = {"name": cfg.name, "kind": cfg.kind, "role": "mae" if cfg.kind == "mae" else cfg.role, "file": rel,
+    role = cfg.role if cfg.kind == "classifier" else cfg.kind
+    entry = {"name": cfg.name, "kind": cfg.kind, "role": role, "file": rel,
              "sha256": zoo.sha256(out / rel), "dtype": "float16",
              "params": sum(p.numel() for p in model.parameters()),
              "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(seconds, 1),
                           "steps": total, "epochs": round(total / steps_per_epoch, 2), "train_images": len(x_train),
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
                           "config": {k: v for k, v in asdict(cfg).items()
-                                     if k != "out" and not (k == "mae" and cfg.kind != "mae")}}}
-    if cfg.kind == "mae":
+                                     if k != "out" and not (k == "mae" and cfg.kind != "mae")
+                                     and not (k == "unet" and cfg.kind != "diffusion")}}}
+    if cfg.kind != "classifier":
         entry["config"] = model.config
     else:
         entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=32, mean=mean, std=std,
@@ -174,7 +203,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     # measure the shipped (float16) file, not the in-memory float32 model
     shipped = zoo.load_entry(entry, out)
     x_test, y_test = load_world(cfg.bundle, "test", cfg.test_limit or None)
-    if cfg.kind == "mae":
+    if cfg.kind == "diffusion":  # the classifier's accuracy is measured by benchmarks/diffusion_classifier.py
+        entry["metrics"] = {"test_eps_mse": denoising_mse(shipped, x_test, y_test)}
+    elif cfg.kind == "mae":
         entry["metrics"] = masked_mse(shipped, x_test, cfg.mask_ratio)
     else:
         entry["metrics"] = {"test_accuracy": round(accuracy(shipped, x_test, y_test), 4)}
@@ -186,24 +217,27 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=["classifier", "mae"])
+    p.add_argument("kind", choices=KINDS)
     d = TrainConfig()
     for f in ("bundle", "name", "arch", "role", "augment", "out", "device"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
-    for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight"):
+    for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
     for f in ("batch_size", "seed", "limit", "max_steps", "test_limit"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
     p.add_argument("--mae-config", type=json.loads, default=None,
                    help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')
+    p.add_argument("--unet-config", type=json.loads, default=None,
+                   help='diffusion UNet overrides as JSON, e.g. \'{"block_out_channels": [32, 64, 64]}\'')
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k not in ("threads", "mae_config")})
+    cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k not in ("threads", "mae_config", "unet_config")})
     cfg.mae.update(a.mae_config or {})
-    if cfg.kind == "mae" and cfg.name == "resnet":
-        cfg.name = "mae"
+    cfg.unet.update(a.unet_config or {})
+    if cfg.kind != "classifier" and cfg.name == "resnet":
+        cfg.name = cfg.kind
     entry = train(cfg, "python -m cag_lib.train " + " ".join(argv))
     print(f"{cfg.bundle}/{cfg.name}: {entry['metrics']}  ({entry['training']['seconds']:.0f} s)")
 

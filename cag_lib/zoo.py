@@ -99,6 +99,9 @@ def model_from_entry(entry: dict) -> nn.Module:
     """An untrained model of the architecture an entry describes."""
     if entry["kind"] == "mae":
         return MaskedAutoencoder(**entry["config"])
+    if entry["kind"] == "diffusion":
+        from .diffusion import ConditionalDiffusion
+        return ConditionalDiffusion(**entry["config"])
     net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]))
     return Classifier(net, entry["input_size"], entry["mean"], entry["std"], entry["class_names"],
                       name=entry.get("name", entry["arch"]))
@@ -117,7 +120,7 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
                             "updating manifest.json")
     model = model_from_entry(entry)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
-    target = model if entry["kind"] == "mae" else model.net
+    target = model.net if entry["kind"] == "classifier" else model
     target.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)
 

@@ -211,3 +211,18 @@ def test_mala_runs_in_the_same_loop(tiny):
     assert torch.equal(a.images, b.images)
     with pytest.raises(ValueError, match="diversity_weight=0, blur_sigma=0"):
         generate(tiny, ["a"], GenerateConfig(sampler="mala", **QUICK))
+
+
+def test_gram_term_in_both_samplers(tiny):
+    x = torch.rand(12, 1, 32, 32)
+    y = torch.arange(12) % 3
+    from cag_lib.stats import class_gram_stats
+    grams = [class_gram_stats(c, x, y, 3) for c in tiny.classifiers]
+    assert grams[0].shape[0] == 3 and grams[0].shape[1] == grams[0].shape[2]
+    for sampler, extra in (("adam", {}), ("mala", dict(diversity_weight=0, blur_sigma=0))):
+        cfg = GenerateConfig(sampler=sampler, gram_weight=1.0, **extra, **QUICK)
+        with_gram = generate(tiny, ["a", "b"], cfg, class_grams=grams)
+        without = generate(tiny, ["a", "b"], GenerateConfig(sampler=sampler, **extra, **QUICK))
+        assert with_gram.history["loss"][0] != without.history["loss"][0]   # the term is in the objective
+    with pytest.raises(ValueError, match="class_grams"):
+        generate(tiny, ["a"], GenerateConfig(gram_weight=1.0, **QUICK))

@@ -56,3 +56,14 @@ def test_intra_class_diversity_by_hand():
 def test_format_table():
     t = format_table({"eq1": {"judge_acc": 0.1}, "CaG": {"judge_acc": 0.9, "shown": "g(x)"}})
     assert "eq1" in t and "0.900" in t and "g(x)" in t
+
+
+def test_gram_loss_is_zero_on_the_class_gram_and_one_at_zero_features():
+    from cag_lib.losses import gram_loss, gram_matrix
+    fmap = torch.randn(4, 5, 7)                                   # (B, C, positions)
+    y = torch.tensor([0, 1, 2, 3])
+    assert torch.allclose(gram_loss(fmap, y, gram_matrix(fmap)), torch.zeros(4), atol=1e-6)
+    assert torch.allclose(gram_loss(torch.zeros(4, 5, 7), y, gram_matrix(fmap)), torch.ones(4))
+    g = gram_matrix(fmap)
+    assert g.shape == (4, 5, 5) and torch.allclose(g, g.transpose(1, 2))
+    assert torch.allclose(g[0], fmap[0] @ fmap[0].T / 7)

@@ -54,3 +54,13 @@ def test_ensemble():
         Ensemble([make("resnet"), make("vit", classes=5)])
     with pytest.raises(ValueError, match="at least one"):
         Ensemble([])
+
+
+@pytest.mark.parametrize("arch", ["resnet", "vit", "convnext_ln"])
+def test_forward_with_map_matches_forward(arch):
+    torch.manual_seed(0)
+    clf = Classifier(build_network(arch, 1, 4), 32, [0.5], [0.25]).eval()
+    x = torch.rand(2, 1, 32, 32)
+    out, fmap = clf.forward_with_map(x)
+    assert torch.allclose(out.logits, clf(x).logits, atol=1e-5)
+    assert fmap.dim() == 3 and fmap.shape[0] == 2   # (B, channels, positions); 1 position for a 32x32 ResNet

@@ -29,6 +29,18 @@ def test_mae_entry_point(tmp_path, bundle):
     assert mae.reconstruct(torch.rand(1, mae.in_chans, 32, 32)).shape == (1, mae.in_chans, 32, 32)
 
 
+def test_diffusion_entry_point(tmp_path):
+    main(["diffusion", "--bundle", "fmnist", "--limit", "64", "--max-steps", "2", "--test-limit", "16",
+          "--batch-size", "32", "--augment", "none", "--ema", "0.9", "--out", str(tmp_path),
+          "--unet-config", '{"block_out_channels": [8, 16, 16], "norm_num_groups": 4}'])
+    entry = zoo.read_manifest(tmp_path)["fmnist"]["diffusion"]
+    assert entry["role"] == "diffusion" and entry["config"]["unet"]["block_out_channels"] == [8, 16, 16]
+    assert 0 < entry["metrics"]["test_eps_mse"] < 2 and entry["training"]["config"]["ema"] == 0.9
+    model = zoo.load_model("fmnist", "diffusion", weights_dir=tmp_path)
+    t = torch.tensor([10, 500])
+    assert model(torch.randn(2, 1, 32, 32), t, torch.tensor([0, 9])).shape == (2, 1, 32, 32)
+
+
 def test_training_is_seeded(tmp_path):
     for run in ("a", "b"):
         main(["classifier", "--bundle", "shapes", "--arch", "resnet", "--limit", "128", "--max-steps", "2",
@@ -47,5 +59,5 @@ def test_augment_keeps_shape_and_range():
 
 def test_bad_kind():
     from cag_lib.train import train
-    with pytest.raises(ValueError, match="'classifier' or 'mae'"):
+    with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion'"):
         train(TrainConfig(kind="gan"))
