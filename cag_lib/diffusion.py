@@ -17,11 +17,13 @@ manifest has the exact command).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 DEFAULT_UNET = dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
                     down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D"),
@@ -100,7 +102,7 @@ DEFAULT_STAGES = (Stage(20, 3), Stage(80, 1))
 
 @torch.no_grad()
 def classify(model: ConditionalDiffusion, images: torch.Tensor, stages=DEFAULT_STAGES, seed: int = 0,
-             return_errors: bool = False):
+             return_errors: bool = False, progress: bool = False):
     """Diffusion-classifier predictions for images (B, C, H, W) in [0, 1] -> (B,) class indices.
 
     Each image gets sum(stage.trials) evenly spaced timesteps in a seeded random order and one
@@ -113,7 +115,8 @@ def classify(model: ConditionalDiffusion, images: torch.Tensor, stages=DEFAULT_S
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     preds, all_errors = [], []
-    for x in images:
+    quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+    for x in tqdm(images, desc="diffusion classifier", disable=quiet or not progress, mininterval=2):
         t = evenly_spaced_timesteps(total, model.num_timesteps)[torch.randperm(total, generator=g)]
         noise = torch.randn(total, *x.shape, generator=g)
         alive = torch.arange(num_classes)

@@ -41,6 +41,9 @@ RECIPES = {
     # STIC-style Metropolis-adjusted Langevin in the same loop: MAE, ensemble, 8->16->32, per-image energy
     "MALA (MAE+ens+prog)": replace(FULL, sampler="mala", diversity_weight=0, distribution_weight=0,
                                    blur_sigma=0),
+    # ... plus STIC's Gram-matrix term (feature correlations of g(x) close to the class's real images)
+    "MALA + Gram (STIC)": replace(FULL, sampler="mala", diversity_weight=0, distribution_weight=0,
+                                  blur_sigma=0, gram_weight=1.0),
 }
 # the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipes are extra)
 ABLATION_ROWS = [name for name in RECIPES if not name.startswith(("classic", "MALA"))]

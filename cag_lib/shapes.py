@@ -19,6 +19,13 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 160, 50), "blue": (40, 70, 225), 
 COLOUR_NAMES = tuple(COLOURS)
 SIZES = {"small": (0.20, 0.28), "large": (0.32, 0.42)}  # shape radius as a fraction of the image side
 SIZE_NAMES = tuple(SIZES)
+ATTRIBUTES = {"shape": SHAPES, "colour": COLOUR_NAMES, "background": COLOUR_NAMES, "size": SIZE_NAMES}
+# (colour, shape, background) scenes the shapes CLIP never sees as a caption in training: the
+# compositional test of text-to-image (chapter 8). Every word in them is seen in other combinations.
+HELD_OUT = (("red", "star", "blue"), ("green", "heart", "yellow"), ("blue", "moon", "white"),
+            ("yellow", "cross", "purple"), ("purple", "arrow", "orange"), ("orange", "triangle", "black"),
+            ("white", "circle", "red"), ("black", "square", "green"), ("red", "moon", "black"),
+            ("blue", "heart", "orange"))
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,18 @@ def make_shapes(n: int, seed: int = 0, size: int = 32, **fixed) -> ShapesData:
               "background": torch.tensor([COLOUR_NAMES.index(s.background) for s in specs]),
               "size": torch.tensor([SIZE_NAMES.index(s.size) for s in specs])}
     return ShapesData(images, labels, [s.caption for s in specs], specs)
+
+
+def scene_prompt(colour: str, shape: str, background: str) -> str:
+    """The size-free caption of a scene, the class name text-to-image uses."""
+    return f"{colour} {shape} on a {background} background"
+
+
+def held_out_mask(data: "ShapesData") -> torch.Tensor:
+    """(N,) bool: which scenes are one of HELD_OUT."""
+    held = {(COLOUR_NAMES.index(c), SHAPES.index(s), COLOUR_NAMES.index(b)) for c, s, b in HELD_OUT}
+    triples = zip(data.labels["colour"].tolist(), data.labels["shape"].tolist(), data.labels["background"].tolist())
+    return torch.tensor([t in held for t in triples], dtype=torch.bool)
 
 
 # Fixed splits: different seeds, so train and test scenes are independent draws.

@@ -4,7 +4,9 @@
     python -m cag_lib.train classifier --bundle fmnist --name convnext --arch convnext --role judge \
         --augment strong --seed 1 --epochs 8
     python -m cag_lib.train mae --bundle fmnist --name mae --epochs 12
-    python -m cag_lib.train diffusion --bundle fmnist --name diffusion --epochs 5 --ema 0.999
+    python -m cag_lib.train diffusion --bundle fmnist --name diffusion --epochs 5 --ema 0.998
+    python -m cag_lib.train clip --bundle shapes --name clip --epochs 8 --batch-size 256
+    python -m cag_lib.train classifier --bundle shapes --target colour --name colour_judge --role judge
 
 Each run writes <out>/<bundle>/<name>.safetensors (float16), reloads it through the zoo, measures it
 on the world's test split and records file, sha256, exact command, time and metrics in
@@ -36,10 +38,11 @@ from .models import Classifier, accuracy, build_network
 
 @dataclass
 class TrainConfig:
-    kind: str = "classifier"          # "classifier", "mae" or "diffusion" (class-conditional DDPM)
+    kind: str = "classifier"          # "classifier", "mae", "diffusion" (class-conditional DDPM) or "clip"
     bundle: str = "fmnist"
     name: str = "resnet"
     arch: str = "resnet"              # classifiers: one of cag_lib.models.ARCHS
+    target: str = ""                  # classifiers on shapes: "shape" (= "", the world's classes), "colour", "background"
     role: str = "source"              # "source" (generates) or "judge" (held out, evaluates)
     epochs: float = 5
     batch_size: int = 128
@@ -62,7 +65,30 @@ class TrainConfig:
     device: str = "cpu"               # where to train ("cuda" if you have one); measuring is on the CPU
 
 
-KINDS = ("classifier", "mae", "diffusion")
+KINDS = ("classifier", "mae", "diffusion", "clip")
+
+
+def training_data(cfg: TrainConfig, split: str, n: int | None):
+    """(images (N, C, 32, 32), targets, class names): targets are class indices, or for CLIP the
+    tokenised captions (N, context_length)."""
+    if cfg.target not in ("", "shape") and (cfg.bundle != "shapes" or cfg.kind != "classifier"):
+        raise ValueError(f"--target {cfg.target!r} needs a classifier on the shapes world")
+    if cfg.kind == "clip" or cfg.target not in ("", "shape"):
+        if cfg.bundle != "shapes":
+            raise ValueError("CLIP trains on the shapes world's captions: use --bundle shapes")
+        from .shapes import ATTRIBUTES, load_shapes
+        d = load_shapes(split, n=n)
+        if cfg.kind == "clip":   # without the held-out compositions when training (chapter 8's test)
+            from .clip import SHAPES_CLIP, _open_clip
+            from .shapes import held_out_mask
+            keep = ~held_out_mask(d) if split == "train" else torch.ones(len(d), dtype=torch.bool)
+            tokens = _open_clip().get_tokenizer(SHAPES_CLIP)([c for c, k in zip(d.captions, keep) if k])
+            return d.images[keep], tokens, ()
+        if cfg.target not in ATTRIBUTES:
+            raise ValueError(f"unknown target {cfg.target!r}; valid: {', '.join(ATTRIBUTES)}")
+        return d.images, d.labels[cfg.target], ATTRIBUTES[cfg.target]
+    x, y = load_world(cfg.bundle, split, n)
+    return x, y, world_classes(cfg.bundle)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[list, list]:
@@ -119,13 +145,16 @@ def denoising_mse(model: ConditionalDiffusion, images: torch.Tensor, labels: tor
     return round(sum(losses) / len(images), 5)
 
 
-def build(cfg: TrainConfig, in_chans: int, mean: list, std: list):
+def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
+    if cfg.kind == "clip":
+        from .clip import SHAPES_CLIP, create_clip
+        return create_clip(SHAPES_CLIP)[0].train().requires_grad_(True)
     if cfg.kind == "diffusion":
         return ConditionalDiffusion(world_classes(cfg.bundle), in_chans, 32, unet=cfg.unet)
     if cfg.kind == "mae":
         return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
-    net = build_network(cfg.arch, in_chans, len(world_classes(cfg.bundle)))
-    return Classifier(net, 32, mean, std, world_classes(cfg.bundle), name=cfg.name)
+    net = build_network(cfg.arch, in_chans, len(classes))
+    return Classifier(net, 32, mean, std, classes, name=cfg.name)
 
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
@@ -134,9 +163,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         raise ValueError(f"kind must be one of {KINDS}, not {cfg.kind!r}")
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    x_train, y_train = load_world(cfg.bundle, "train", cfg.limit or None)
+    x_train, y_train, classes = training_data(cfg, "train", cfg.limit or None)
     mean, std = channel_stats(x_train)
-    model = build(cfg, x_train.shape[1], mean, std).to(cfg.device)
+    model = build(cfg, x_train.shape[1], mean, std, classes).to(cfg.device)
     model.train()
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
@@ -147,6 +176,12 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                             weight_decay=cfg.weight_decay, betas=betas)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1,
                                                 anneal_strategy="cos", cycle_momentum=False)
+    clip_loss = None
+    if cfg.kind == "clip":
+        from open_clip import ClipLoss
+
+        from .clip import normalise_images
+        clip_loss = ClipLoss()
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema else None)
     t0, step = time.time(), 0
@@ -158,7 +193,10 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                 break
             idx = perm[i:i + cfg.batch_size]
             x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
-            if cfg.kind == "diffusion":
+            if cfg.kind == "clip":   # open_clip's contrastive loss on (image, caption) pairs
+                loss = clip_loss(model.encode_image(normalise_images(model, x), normalize=True),
+                                 model.encode_text(y_train[idx].to(cfg.device), normalize=True), model.logit_scale.exp())
+            elif cfg.kind == "diffusion":
                 loss = model.loss(x, y_train[idx].to(cfg.device), g)
             elif cfg.kind == "mae":
                 loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g, device="cpu").to(cfg.device),
@@ -170,6 +208,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             loss.backward()
             opt.step()
             sched.step()
+            if cfg.kind == "clip":
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, math.log(100))   # as open_clip's training loop does
             if ema is not None:
                 ema.update_parameters(model)
             step += 1
@@ -195,15 +236,26 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                           "config": {k: v for k, v in asdict(cfg).items()
                                      if k != "out" and not (k == "mae" and cfg.kind != "mae")
                                      and not (k == "unet" and cfg.kind != "diffusion")}}}
-    if cfg.kind != "classifier":
+    if cfg.kind == "clip":
+        from .clip import SHAPES_CLIP, _open_clip
+        entry["config"] = {"model": SHAPES_CLIP, "open_clip_config": _open_clip().get_model_config(SHAPES_CLIP),
+                           "open_clip": _open_clip().__version__}
+    elif cfg.kind != "classifier":
         entry["config"] = model.config
     else:
         entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=32, mean=mean, std=std,
-                     class_names=list(world_classes(cfg.bundle)))
+                     class_names=list(classes))
     # measure the shipped (float16) file, not the in-memory float32 model
     shipped = zoo.load_entry(entry, out)
-    x_test, y_test = load_world(cfg.bundle, "test", cfg.test_limit or None)
-    if cfg.kind == "diffusion":  # the classifier's accuracy is measured by benchmarks/diffusion_classifier.py
+    x_test, y_test, _ = training_data(cfg, "test", cfg.test_limit or None)
+    if cfg.kind == "clip":
+        from .clip import SHAPES_CLIP, _open_clip, attribute_accuracy
+        from .shapes import load_shapes
+        labels = load_shapes("test", n=cfg.test_limit or None).labels
+        tok = _open_clip().get_tokenizer(SHAPES_CLIP)
+        entry["metrics"] = {f"zero_shot_{a}_accuracy": round(attribute_accuracy(shipped, tok, x_test, labels[a], a), 4)
+                            for a in ("shape", "colour", "background")}
+    elif cfg.kind == "diffusion":  # the classifier's accuracy is measured by benchmarks/diffusion_classifier.py
         entry["metrics"] = {"test_eps_mse": denoising_mse(shipped, x_test, y_test)}
     elif cfg.kind == "mae":
         entry["metrics"] = masked_mse(shipped, x_test, cfg.mask_ratio)
@@ -219,7 +271,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=KINDS)
     d = TrainConfig()
-    for f in ("bundle", "name", "arch", "role", "augment", "out", "device"):
+    for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))

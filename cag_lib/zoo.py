@@ -102,6 +102,9 @@ def model_from_entry(entry: dict) -> nn.Module:
     if entry["kind"] == "diffusion":
         from .diffusion import ConditionalDiffusion
         return ConditionalDiffusion(**entry["config"])
+    if entry["kind"] == "clip":
+        from .clip import create_clip
+        return create_clip(entry["config"]["model"])[0]
     net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]))
     return Classifier(net, entry["input_size"], entry["mean"], entry["std"], entry["class_names"],
                       name=entry.get("name", entry["arch"]))
@@ -190,16 +193,27 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
     lines = ["| bundle | model | role | architecture | params | test metric | training time |",
              "|---|---|---|---|---|---|---|"]
     for b, spec in BUNDLES.items():
-        for name in (*spec.sources, spec.judge, spec.mae):
+        named = (*spec.sources, spec.judge, spec.mae)
+        others = sorted(set(manifest.get(b, {})) - set(named))   # e.g. the diffusion model (chapter 9)
+        for name in (*named, *others):
             e = manifest.get(b, {}).get(name)
             if e is None:
                 continue
             m = e["metrics"]
-            metric = (f"accuracy {m['test_accuracy']:.2%}" if "test_accuracy" in m
-                      else f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75)")
-            arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
+            if "test_accuracy" in m:
+                metric = f"accuracy {m['test_accuracy']:.2%} on {m['test_images']} test images"
+            elif "dc_test_accuracy" in m:
+                metric = f"diffusion-classifier accuracy {m['dc_test_accuracy']:.2%} on {m['dc_test_images']} test images"
+            elif "test_eps_mse" in m:
+                metric = f"noise-prediction MSE {m['test_eps_mse']:.4f} on {m['test_images']} test images"
+            else:
+                metric = f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75) on {m['test_images']} test images"
+            if e["kind"] == "diffusion":
+                arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
+            else:
+                arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
             lines.append(f"| {b} | {name} | {e['role']} | {arch} | {e['params'] / 1e6:.2f} M | {metric} "
-                         f"on {m['test_images']} test images | {e['training']['seconds'] / 60:.1f} min "
+                         f"| {e['training']['seconds'] / 60:.1f} min "
                          f"({'GPU' if e['training'].get('device', 'cpu').startswith('cuda') else 'CPU'}) |")
     return "\n".join(lines)
 

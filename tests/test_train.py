@@ -41,6 +41,31 @@ def test_diffusion_entry_point(tmp_path):
     assert model(torch.randn(2, 1, 32, 32), t, torch.tensor([0, 9])).shape == (2, 1, 32, 32)
 
 
+def test_clip_entry_point_skips_the_held_out_compositions(tmp_path):
+    from cag_lib.shapes import load_shapes
+    from cag_lib.train import TrainConfig, training_data
+    main(["clip", "--bundle", "shapes", "--limit", "600", "--max-steps", "2", "--test-limit", "32",
+          "--batch-size", "64", "--augment", "none", "--out", str(tmp_path)])
+    entry = zoo.read_manifest(tmp_path)["shapes"]["clip"]
+    assert set(entry["metrics"]) >= {"zero_shot_shape_accuracy", "zero_shot_colour_accuracy"}
+    assert entry["config"]["open_clip_config"]["vision_cfg"]["image_size"] == 32
+    model = zoo.load_model("shapes", "clip", weights_dir=tmp_path)
+    assert model.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 64)
+    x, tokens, _ = training_data(TrainConfig(kind="clip", bundle="shapes"), "train", 600)
+    held = 600 - len(x)
+    assert held > 0 and len(tokens) == len(x)
+    from cag_lib.shapes import held_out_mask
+    assert held_out_mask(load_shapes("train", n=600)).sum() == held
+
+
+def test_attribute_judge_entry_point(tmp_path):
+    main(["classifier", "--bundle", "shapes", "--target", "colour", "--name", "colour_judge", "--limit", "128",
+          "--max-steps", "2", "--test-limit", "16", "--out", str(tmp_path)])
+    assert zoo.load_model("shapes", "colour_judge", weights_dir=tmp_path).class_names[0] == "red"
+    with pytest.raises(ValueError, match="needs a classifier on the shapes world"):
+        main(["classifier", "--bundle", "fmnist", "--target", "colour", "--out", str(tmp_path)])
+
+
 def test_training_is_seeded(tmp_path):
     for run in ("a", "b"):
         main(["classifier", "--bundle", "shapes", "--arch", "resnet", "--limit", "128", "--max-steps", "2",
@@ -59,5 +84,5 @@ def test_augment_keeps_shape_and_range():
 
 def test_bad_kind():
     from cag_lib.train import train
-    with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion'"):
+    with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion', 'clip'"):
         train(TrainConfig(kind="gan"))

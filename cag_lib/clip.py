@@ -1,0 +1,192 @@
+"""CLIP as a classifier (chapter 8): text prompts become the weights of the last linear layer.
+
+open_clip builds the model and tokenizer; a zero-shot classifier's weights are the normalised text
+embeddings of each class's prompts, averaged over templates and normalised again (open_clip's own
+`build_zero_shot_classifier`), and its logits are `logit_scale * <image embedding, weight>`.
+`ClipClassifier` wraps that with the `Classifier` API the sampler uses (images in [0, 1] at any size,
+`ClassifierOutput(logits, features)`), so text-to-image is the same loop as everything else.
+
+The small world's CLIP is an open_clip model with a custom config (`clip_configs/cag-shapes-clip.json`,
+registered with `open_clip.add_model_config`) trained with open_clip's `ClipLoss` on the shapes'
+captions (`python -m cag_lib.train clip --bundle shapes`). At ImageNet scale the same wrapper takes
+`create_clip("ViT-B-32", "laion2b_s34b_b79k")`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import ClassifierOutput
+
+CONFIG_DIR = Path(__file__).parent / "clip_configs"
+SHAPES_CLIP = "cag-shapes-clip"
+IMAGENET_CLIP = ("ViT-B-32", "laion2b_s34b_b79k")
+
+
+def _open_clip():
+    import open_clip
+    if SHAPES_CLIP not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+    return open_clip
+
+
+@contextmanager
+def _quiet():
+    """open_clip logs a warning through the root logger for every randomly initialised model."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def create_clip(name: str = SHAPES_CLIP, pretrained: str | None = None, checkpoint: str | Path | None = None,
+                device="cpu"):
+    """(model, tokenizer) from open_clip; `pretrained` is an open_clip tag (needs the hub),
+    `checkpoint` a local state dict file (.safetensors or torch). Neither: random weights."""
+    open_clip = _open_clip()
+    if pretrained and checkpoint is None and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        from .imagenet import OFFLINE_HINT, OfflineError
+        raise OfflineError(f"open_clip {name} ({pretrained}) needs the Hugging Face hub, and HF_HUB_OFFLINE is "
+                           "set; " + OFFLINE_HINT)
+    with _quiet():
+        model = open_clip.create_model(name, pretrained=pretrained if checkpoint is None else None, device=device)
+    if checkpoint is not None:
+        model.load_state_dict(load_state(checkpoint))
+    return model.eval().requires_grad_(False), open_clip.get_tokenizer(name)
+
+
+def load_state(path) -> dict:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def text_weights(model, tokenizer, classes: Sequence[str], templates: Sequence[str] = ("{}",)) -> torch.Tensor:
+    """Zero-shot classifier weights (K, D): per class, the normalised mean of the normalised text
+    embeddings of its prompts (open_clip's build_zero_shot_classifier)."""
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+    device = next(model.parameters()).device
+    return build_zero_shot_classifier(model, tokenizer, list(classes), list(templates), num_classes_per_batch=64,
+                                      device=device).T.contiguous()
+
+
+def normalise_images(model, x: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, H, W) in [0, 1] at the model's input size -> its normalised input."""
+    cfg = _open_clip().get_model_preprocess_cfg(model)
+    mean, std = (torch.tensor(cfg[k], device=x.device).view(1, -1, 1, 1) for k in ("mean", "std"))
+    return (x - mean) / std
+
+
+class ClipClassifier(nn.Module):
+    """An open_clip model as a Classifier over text-defined classes. forward: images (B, 3, H, W) in
+    [0, 1] -> ClassifierOutput(logits (B, K), features = normalised image embeddings (B, D))."""
+
+    def __init__(self, model, weights: torch.Tensor, class_names: Sequence[str], name: str = "clip"):
+        super().__init__()
+        self.model, self.name, self.class_names = model, name, tuple(class_names)
+        if weights.shape[0] != len(self.class_names):
+            raise ValueError(f"{weights.shape[0]} weight rows for {len(self.class_names)} classes")
+        self.register_buffer("weights", weights, persistent=False)                 # (K, D)
+        cfg = _open_clip().get_model_preprocess_cfg(model)
+        self.input_size = int(cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"])
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, -1, 1, 1), persistent=False)
+
+    in_chans = 3
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ValueError(f"{self.name} expects RGB images (B, 3, H, W), got {x.shape[1]} channels")
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False,
+                              antialias=x.shape[-1] > self.input_size)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        f = self.model.encode_image(self.preprocess(x), normalize=True)            # (B, D)
+        return ClassifierOutput(self.model.logit_scale.exp() * f @ self.weights.T, f)
+
+
+def zero_shot_classifier(model, tokenizer, classes: Sequence[str], templates: Sequence[str] = ("{}",),
+                         name: str = "clip") -> ClipClassifier:
+    """A ClipClassifier whose class k is described by templates formatted with classes[k]."""
+    return ClipClassifier(model, text_weights(model, tokenizer, classes, templates), classes, name)
+
+
+def caption_templates(attribute: str) -> list[str]:
+    """Every shapes caption with `attribute` left as '{}': the templates that marginalise the other
+    attributes when CLIP classifies that one attribute zero-shot (128 of them)."""
+    from itertools import product
+
+    from .shapes import COLOUR_NAMES, SHAPES, SIZE_NAMES
+    slots = {"size": SIZE_NAMES, "colour": COLOUR_NAMES, "shape": SHAPES, "background": COLOUR_NAMES}
+    if attribute not in slots:
+        raise ValueError(f"unknown attribute {attribute!r}; valid: {', '.join(slots)}")
+    choices = [("{}",) if slot == attribute else values for slot, values in slots.items()]
+    return ["a {} {} {} on a {} background".format(*c) for c in product(*choices)]
+
+
+def attribute_accuracy(clf_model, tokenizer, images: torch.Tensor, labels: torch.Tensor, attribute: str,
+                       batch_size: int = 500) -> float:
+    """Zero-shot accuracy of a shapes CLIP on one attribute: classes are the attribute's values, each
+    prompt averaged over every caption with the other attributes filled in."""
+    from .models import predict
+    from .shapes import COLOUR_NAMES, SHAPES, SIZE_NAMES
+    values = {"shape": SHAPES, "colour": COLOUR_NAMES, "background": COLOUR_NAMES, "size": SIZE_NAMES}[attribute]
+    clf = zero_shot_classifier(clf_model, tokenizer, values, caption_templates(attribute), name=attribute)
+    return (predict(clf, images, batch_size).argmax(1) == labels).sum().item() / len(labels)
+
+
+class TextBundle:
+    """What the sampler needs for text-to-image on the shapes world: one CLIP zero-shot classifier whose
+    classes are every scene prompt ("red star on a blue background": 8 colours x 8 shapes x 7
+    backgrounds, each averaged over "a small ..." and "a large ..."), and the shapes MAE. There are
+    no real images of a new composition, so there are no class statistics: eq. 6 stays off."""
+
+    in_chans = 3
+
+    def __init__(self, clip_model, tokenizer, mae, name: str = "shapes-clip"):
+        from itertools import product
+
+        from .shapes import COLOUR_NAMES, SHAPES, scene_prompt
+        self.name, self.mae = name, mae
+        prompts = [scene_prompt(c, s, b) for c, s, b in product(COLOUR_NAMES, SHAPES, COLOUR_NAMES) if c != b]
+        self.classifiers = [zero_shot_classifier(clip_model, tokenizer, prompts, ("a small {}", "a large {}"), name)]
+
+    @property
+    def class_names(self) -> tuple:
+        return self.classifiers[0].class_names
+
+    def class_index(self, prompt) -> int:
+        """A prompt ("a red star on a blue background", sizes and a final '.' allowed) or index -> class."""
+        from .shapes import COLOUR_NAMES, SHAPES, SIZE_NAMES
+        if isinstance(prompt, int) and 0 <= prompt < len(self.class_names):
+            return prompt
+        words = [w for w in str(prompt).lower().strip().rstrip(".").split() if w not in SIZE_NAMES]
+        text = " ".join(words[1:] if words[:1] in (["a"], ["an"]) else words)
+        if text in self.class_names:
+            return self.class_names.index(text)
+        raise ValueError(f"cannot read the prompt {prompt!r}; write '<colour> <shape> on a <colour> background' "
+                         f"with two different colours from {', '.join(COLOUR_NAMES)} and a shape from "
+                         f"{', '.join(SHAPES)}, e.g. 'a red star on a blue background'")
+
+
+def load_text_bundle(device="cpu", weights_dir=None) -> TextBundle:
+    """The shapes world's CLIP (from the zoo) and MAE as a TextBundle."""
+    from . import zoo
+    return TextBundle(zoo.load_model("shapes", "clip", device, weights_dir), _open_clip().get_tokenizer(SHAPES_CLIP),
+                      zoo.load_model("shapes", "mae", device, weights_dir))

@@ -1,0 +1,75 @@
+"""CLIP as a classifier: open_clip models with random weights, the prompt lookup, the offline error."""
+import time
+
+import pytest
+import torch
+
+from cag_lib.clip import (SHAPES_CLIP, ClipClassifier, TextBundle, caption_templates, create_clip, text_weights,
+                          zero_shot_classifier)
+from cag_lib.generate import GenerateConfig, generate
+from cag_lib.mae import MaskedAutoencoder
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return create_clip(SHAPES_CLIP)
+
+
+def test_text_weights_are_normalised_template_means(clip):
+    model, tok = clip
+    w = text_weights(model, tok, ["red star", "blue moon"], ["a small {}", "a large {}"])   # (K, D)
+    assert w.shape == (2, 64) and torch.allclose(w.norm(dim=1), torch.ones(2), atol=1e-5)
+    e = model.encode_text(tok(["a small red star", "a large red star"]), normalize=True).mean(0)
+    assert torch.allclose(w[0], e / e.norm(), atol=1e-5)
+
+
+def test_clip_classifier_has_the_classifier_api(clip):
+    model, tok = clip
+    clf = zero_shot_classifier(model, tok, ["circle", "square", "star"], caption_templates("shape")[:4])
+    out = clf(torch.rand(2, 3, 48, 48))                         # any size: resized inside
+    assert out.logits.shape == (2, 3) and out.features.shape == (2, 64)
+    assert torch.allclose(out.features.norm(dim=1), torch.ones(2), atol=1e-5)
+    expected = model.logit_scale.exp() * out.features @ clf.weights.T
+    assert torch.allclose(out.logits, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="RGB"):
+        clf(torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="2 weight rows for 3 classes"):
+        ClipClassifier(model, clf.weights[:2], ["a", "b", "c"])
+
+
+def test_caption_templates_cover_every_other_attribute():
+    t = caption_templates("colour")
+    assert len(t) == 2 * 8 * 8 and all(s.count("{}") == 1 for s in t)
+    assert "a small {} star on a blue background" in t
+    with pytest.raises(ValueError, match="valid: size, colour, shape, background"):
+        caption_templates("texture")
+
+
+def test_text_to_image_runs_in_the_one_loop(clip):
+    model, tok = clip
+    mae = MaskedAutoencoder(img_size=32, patch_size=4, in_chans=3, embed_dim=32, depth=1, num_heads=2,
+                            decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0).eval()
+    b = TextBundle(model, tok, mae)
+    assert len(b.class_names) == 8 * 8 * 7
+    assert b.class_index("A small red star on a blue background.") == b.class_names.index("red star on a blue background")
+    with pytest.raises(ValueError, match="two different colours"):
+        b.class_index("a red star on a red background")
+    r = generate(b, ["a red star on a blue background", "a white moon on a black background"],
+                 GenerateConfig(steps=3, resolutions=(16, 32), distribution_weight=0, progress=False))
+    assert r.reconstructions.shape == (2, 3, 32, 32) and len(r.history["loss"]) == 3
+    with pytest.raises(ValueError, match="class_stats"):     # no real images of a new prompt: no eq. 6
+        generate(b, [0], GenerateConfig(steps=1, progress=False))
+
+
+def test_imagenet_clip_builds_without_weights_and_fails_fast_offline(monkeypatch):
+    from cag_lib.clip import IMAGENET_CLIP
+    from cag_lib.imagenet import OfflineError
+    model, tok = create_clip(IMAGENET_CLIP[0], pretrained=None)
+    clf = zero_shot_classifier(model, tok, ["goldfish", "tabby cat"], ("a photo of a {}.",))
+    assert clf.input_size == 224 and clf(torch.rand(1, 3, 64, 64)).logits.shape == (1, 2)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.time()
+    with pytest.raises(OfflineError, match="fmnist"):
+        create_clip(*IMAGENET_CLIP)
+    assert time.time() - t0 < 5
