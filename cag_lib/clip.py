@@ -151,25 +151,43 @@ def attribute_accuracy(clf_model, tokenizer, images: torch.Tensor, labels: torch
     return (predict(clf, images, batch_size).argmax(1) == labels).sum().item() / len(labels)
 
 
-class TextBundle:
-    """What the sampler needs for text-to-image on the shapes world: one CLIP zero-shot classifier whose
-    classes are every scene prompt ("red star on a blue background": 8 colours x 8 shapes x 7
-    backgrounds, each averaged over "a small ..." and "a large ..."), and the shapes MAE. There are
-    no real images of a new composition, so there are no class statistics: eq. 6 stays off."""
+class PromptBundle:
+    """What the sampler needs for text-to-image: one CLIP zero-shot classifier whose classes are
+    prompts, and an MAE. generate(PromptBundle(...), ["a goldfish", ...]) is the same loop as ever."""
 
     in_chans = 3
+
+    def __init__(self, classifier: ClipClassifier, mae, name: str = "prompts"):
+        self.classifiers, self.mae, self.name = [classifier], mae, name
+
+    @property
+    def class_names(self) -> tuple:
+        return self.classifiers[0].class_names
+
+    def class_index(self, prompt) -> int:
+        if isinstance(prompt, int) and 0 <= prompt < len(self.class_names):
+            return prompt
+        lowered = [p.lower() for p in self.class_names]
+        if isinstance(prompt, str) and prompt.strip().lower() in lowered:
+            return lowered.index(prompt.strip().lower())
+        shown = ", ".join(repr(p) for p in self.class_names[:8]) + (", ..." if len(self.class_names) > 8 else "")
+        raise ValueError(f"unknown prompt {prompt!r}: this bundle's prompts are {shown}; build a PromptBundle "
+                         "with the prompts you want to draw")
+
+
+class TextBundle(PromptBundle):
+    """Text-to-image on the shapes world: the prompts are every scene the world can caption without its
+    size ("red star on a blue background": 8 colours x 8 shapes x 7 backgrounds, each averaged over
+    "a small ..." and "a large ..."). There are no real images of a new composition, so there are no
+    class statistics: eq. 6 stays off."""
 
     def __init__(self, clip_model, tokenizer, mae, name: str = "shapes-clip"):
         from itertools import product
 
         from .shapes import COLOUR_NAMES, SHAPES, scene_prompt
-        self.name, self.mae = name, mae
         prompts = [scene_prompt(c, s, b) for c, s, b in product(COLOUR_NAMES, SHAPES, COLOUR_NAMES) if c != b]
-        self.classifiers = [zero_shot_classifier(clip_model, tokenizer, prompts, ("a small {}", "a large {}"), name)]
-
-    @property
-    def class_names(self) -> tuple:
-        return self.classifiers[0].class_names
+        super().__init__(zero_shot_classifier(clip_model, tokenizer, prompts, ("a small {}", "a large {}"), name),
+                         mae, name)
 
     def class_index(self, prompt) -> int:
         """A prompt ("a red star on a blue background", sizes and a final '.' allowed) or index -> class."""

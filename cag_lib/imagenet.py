@@ -141,6 +141,21 @@ def load_imagenet_bundle(device="cpu", pretrained: bool = True, checkpoints: dic
     return ImageNetBundle(ImageNetSpec(), clfs, judge, mae)
 
 
+IMAGENET_TEMPLATES = ("a photo of {}.", "a good photo of {}.", "a close-up photo of {}.", "a bright photo of {}.")
+
+
+def imagenet_text_bundle(bundle: ImageNetBundle, prompts, pretrained: bool = True, checkpoint: str | Path | None = None,
+                         templates=IMAGENET_TEMPLATES):
+    """Text-to-image at ImageNet scale: open_clip ViT-B-32 (laion2b_s34b_b79k) as a zero-shot classifier
+    over `prompts` (e.g. ["a goldfish", "a red fox in snow"]), with the bundle's MAE. pretrained=False:
+    random weights (tests); checkpoint: a local open_clip state dict."""
+    from .clip import IMAGENET_CLIP, PromptBundle, create_clip, zero_shot_classifier
+    device = next(bundle.mae.parameters()).device
+    model, tok = create_clip(IMAGENET_CLIP[0], IMAGENET_CLIP[1] if pretrained else None, checkpoint, device)
+    return PromptBundle(zero_shot_classifier(model, tok, list(prompts), templates, IMAGENET_CLIP[0]), bundle.mae,
+                        "imagenet-clip")
+
+
 @torch.no_grad()
 def measure_class_stats(bundle: ImageNetBundle, folder: str | Path, per_class: int = 50, batch_size: int = 64):
     """Eq. 6's per-class feature mean/std of every source on real images in `folder` (ImageNet's

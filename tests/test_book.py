@@ -50,3 +50,19 @@ def test_every_chapter_page_shows_a_picture():
         page = (HTML / "notebooks" / f"{nb.stem}.html").read_text()
         own = [src for src in re.findall(r'<img[^>]*src="([^"]+)"', page) if not src.startswith("http")]
         assert own, f"{nb.stem}.html shows no image"
+
+
+def test_chapter_9_quotes_the_committed_benchmarks():
+    """Chapter 9's prose quotes stored benchmark numbers; they must be the numbers in the JSON files."""
+    import json
+
+    import nbformat
+    nb = nbformat.read(ROOT / "notebooks" / "ch9_neighbours.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    mala = json.loads((ROOT / "benchmarks" / "results" / "mala_fmnist.json").read_text())["rows"]
+    dc = json.loads((ROOT / "benchmarks" / "results" / "diffusion_classifier_fmnist.json").read_text())["test"]
+    quoted = [f'{mala["MALA (MAE+ens+prog)"]["judge_acc"]:.3f}', f'{mala["MALA + Gram (STIC)"]["judge_acc"]:.3f}',
+              f'{mala["MALA + Gram (STIC)"]["acceptance"]:.3f}', f'{mala["CaG full"]["fd"]:.1f}',
+              f'{dc["diffusion classifier"]["accuracy"]:.3f}', f'{dc["diffusion classifier"]["seconds_per_image"]:.2f}']
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"chapter 9 does not quote {missing}: regenerate its text from the benchmark JSON"

@@ -82,3 +82,22 @@ def test_class_statistics_from_a_folder_enable_eq6(bundle, tmp_path):
     res = generate(bundle, ["goldfish", "goldfish"], cfg)
     assert torch.isfinite(torch.tensor(res.history["loss"])).all()
     bundle.class_stats = None
+
+
+def test_text_to_image_with_vit_b_32_runs_in_the_same_loop(bundle, tmp_path, monkeypatch):
+    from cag_lib.imagenet import imagenet_text_bundle
+    tb = imagenet_text_bundle(bundle, ["a goldfish", "a red fox in snow"], pretrained=False)
+    assert tb.class_index("A goldfish") == 0 and tb.classifiers[0].input_size == 224
+    with pytest.raises(ValueError, match="'a goldfish', 'a red fox in snow'"):
+        tb.class_index("a tabby cat")
+    cfg = imagenet_preset(bundle, steps=2, resolutions=(32, 64), progress=False, diversity_weight=0)
+    res = generate(tb, ["a red fox in snow"], cfg)
+    assert res.reconstructions.shape == (1, 3, 224, 224) and len(res.history["loss"]) == 2
+    # a local open_clip checkpoint loads instead of the hub's, also offline
+    path = tmp_path / "clip.pt"
+    torch.save(tb.classifiers[0].model.state_dict(), path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = imagenet_text_bundle(bundle, ["a goldfish"], checkpoint=path)
+    assert torch.equal(again.classifiers[0].model.logit_scale, tb.classifiers[0].model.logit_scale)
+    with pytest.raises(OfflineError, match="'fmnist' and 'shapes'"):
+        imagenet_text_bundle(bundle, ["a goldfish"])
