@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib.data import load_world  # noqa: E402
 from cag_lib.metrics import format_table  # noqa: E402
@@ -49,7 +51,10 @@ def main(argv=None):
     p.add_argument("--json", default="outputs/mala/mala.json")
     p.add_argument("--out", default="outputs/mala")
     p.add_argument("--grid", action="store_true", help="also measure the (step, temperature) grid on 2 images per class")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     b = load_bundle(a.bundle)
     real = load_world(b.spec.world, "test", 2000)
     rows = {}
@@ -60,10 +65,14 @@ def main(argv=None):
             row["acceptance"] = acceptance(res)
         rows[name] = row
     print(format_table(rows))
-    grid = grid_search(b, real, a.steps) if a.grid else None
+    key = "step_temperature_grid_2_per_class"
+    stored = json.loads(Path(a.json).read_text()).get(key) if Path(a.json).exists() else None
+    if not a.grid and stored:
+        print(f"kept the grid stored in {a.json} (measured by an earlier run of this script; --grid re-measures it)")
+    grid = grid_search(b, real, a.steps) if a.grid else stored
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps({"bundle": a.bundle, "per_class": a.per_class, "steps": a.steps,
-                                        "rows": rows, "step_temperature_grid_2_per_class": grid},
+                                        "rows": rows, key: grid},
                                        indent=2) + "\n")
 
 

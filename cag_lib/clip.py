@@ -158,6 +158,9 @@ class PromptBundle:
     in_chans = 3
 
     def __init__(self, classifier: ClipClassifier, mae, name: str = "prompts"):
+        if classifier.num_classes < 2:   # the cross-entropy over one class is 0: no gradient at all
+            raise ValueError("give at least two prompts: the sampler pulls the image towards its prompt and away "
+                             "from the others, e.g. ['a red fox in snow', 'a grey wolf in snow']")
         self.classifiers, self.mae, self.name = [classifier], mae, name
 
     @property

@@ -58,6 +58,8 @@ class TrainConfig:
                                                    mlp_ratio=4.0))
     unet: dict = field(default_factory=dict)  # diffusion: overrides of cag_lib.diffusion.DEFAULT_UNET
     ema: float = 0.0                  # exponential moving average of the weights (0 = off); the EMA is shipped
+    clip_groups: int = 0              # CLIP: build each batch from runs of this many scenes sharing colour and
+                                      # background, so their captions differ only in shape and size (0 = random)
     limit: int = 0                    # use only the first N training images (0 = all); for tests
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
@@ -89,6 +91,26 @@ def training_data(cfg: TrainConfig, split: str, n: int | None):
         return d.images, d.labels[cfg.target], ATTRIBUTES[cfg.target]
     x, y = load_world(cfg.bundle, split, n)
     return x, y, world_classes(cfg.bundle)
+
+
+def clip_group_keys(n: int | None) -> torch.Tensor:
+    """(N,) colour * 8 + background of the CLIP training scenes (held-out compositions removed, as in
+    training_data): the key batch_indices groups by."""
+    from .shapes import COLOUR_NAMES, held_out_mask, load_shapes
+    d = load_shapes("train", n=n)
+    return (d.labels["colour"] * len(COLOUR_NAMES) + d.labels["background"])[~held_out_mask(d)]
+
+
+def batch_indices(n: int, batch_size: int, g: torch.Generator, keys: torch.Tensor | None = None,
+                  group: int = 0) -> list[torch.Tensor]:
+    """One epoch of mini-batches as index tensors. With keys and group > 0 each batch is made of runs
+    of `group` indices that share a key (hard negatives for a contrastive loss); runs are shuffled."""
+    perm = torch.randperm(n, generator=g)
+    if keys is None or group <= 0:
+        return list(perm.split(batch_size))
+    runs = [run for k in keys.unique() for run in perm[keys[perm] == k].split(group)]
+    order = torch.randperm(len(runs), generator=g).tolist()
+    return list(torch.cat([runs[i] for i in order]).split(batch_size))
 
 
 def channel_stats(x: torch.Tensor) -> tuple[list, list]:
@@ -184,14 +206,13 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         clip_loss = ClipLoss()
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema else None)
+    keys = clip_group_keys(cfg.limit or None) if cfg.kind == "clip" and cfg.clip_groups else None
     t0, step = time.time(), 0
     bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
     while step < total:
-        perm = torch.randperm(len(x_train), generator=g)
-        for i in range(0, len(perm), cfg.batch_size):
+        for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups):
             if step >= total:
                 break
-            idx = perm[i:i + cfg.batch_size]
             x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
             if cfg.kind == "clip":   # open_clip's contrastive loss on (image, caption) pairs
                 loss = clip_loss(model.encode_image(normalise_images(model, x), normalize=True),
@@ -235,7 +256,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
                           "config": {k: v for k, v in asdict(cfg).items()
                                      if k != "out" and not (k == "mae" and cfg.kind != "mae")
-                                     and not (k == "unet" and cfg.kind != "diffusion")}}}
+                                     and not (k == "unet" and cfg.kind != "diffusion")
+                                     and not (k == "clip_groups" and cfg.kind != "clip")}}}
     if cfg.kind == "clip":
         from .clip import SHAPES_CLIP, _open_clip
         entry["config"] = {"model": SHAPES_CLIP, "open_clip_config": _open_clip().get_model_config(SHAPES_CLIP),
@@ -275,7 +297,7 @@ def main(argv=None):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
-    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit"):
+    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
     p.add_argument("--mae-config", type=json.loads, default=None,
                    help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')

@@ -201,14 +201,21 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
                 continue
             m = e["metrics"]
             if "test_accuracy" in m:
-                metric = f"accuracy {m['test_accuracy']:.2%} on {m['test_images']} test images"
+                target = e.get("training", {}).get("config", {}).get("target") or ""
+                metric = f"{target + ' ' if target else ''}accuracy {m['test_accuracy']:.2%} on {m['test_images']} test images"
+            elif "zero_shot_shape_accuracy" in m:
+                metric = (f"zero-shot accuracy: shape {m['zero_shot_shape_accuracy']:.2%}, colour "
+                          f"{m['zero_shot_colour_accuracy']:.2%}, background {m['zero_shot_background_accuracy']:.2%} "
+                          f"on {m['test_images']} test images")
             elif "dc_test_accuracy" in m:
                 metric = f"diffusion-classifier accuracy {m['dc_test_accuracy']:.2%} on {m['dc_test_images']} test images"
             elif "test_eps_mse" in m:
                 metric = f"noise-prediction MSE {m['test_eps_mse']:.4f} on {m['test_images']} test images"
             else:
                 metric = f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75) on {m['test_images']} test images"
-            if e["kind"] == "diffusion":
+            if e["kind"] == "clip":
+                arch = f"open_clip `{e['config']['model']}` (ViT + text transformer)"
+            elif e["kind"] == "diffusion":
                 arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
             else:
                 arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")

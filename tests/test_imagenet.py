@@ -97,7 +97,9 @@ def test_text_to_image_with_vit_b_32_runs_in_the_same_loop(bundle, tmp_path, mon
     path = tmp_path / "clip.pt"
     torch.save(tb.classifiers[0].model.state_dict(), path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    again = imagenet_text_bundle(bundle, ["a goldfish"], checkpoint=path)
+    again = imagenet_text_bundle(bundle, ["a goldfish", "a koi"], checkpoint=path)
     assert torch.equal(again.classifiers[0].model.logit_scale, tb.classifiers[0].model.logit_scale)
+    with pytest.raises(ValueError, match="at least two prompts"):
+        imagenet_text_bundle(bundle, ["a goldfish"], checkpoint=path)
     with pytest.raises(OfflineError, match="'fmnist' and 'shapes'"):
-        imagenet_text_bundle(bundle, ["a goldfish"])
+        imagenet_text_bundle(bundle, ["a goldfish", "a koi"])

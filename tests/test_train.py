@@ -45,7 +45,7 @@ def test_clip_entry_point_skips_the_held_out_compositions(tmp_path):
     from cag_lib.shapes import load_shapes
     from cag_lib.train import TrainConfig, training_data
     main(["clip", "--bundle", "shapes", "--limit", "600", "--max-steps", "2", "--test-limit", "32",
-          "--batch-size", "64", "--augment", "none", "--out", str(tmp_path)])
+          "--batch-size", "64", "--augment", "none", "--clip-groups", "8", "--out", str(tmp_path)])
     entry = zoo.read_manifest(tmp_path)["shapes"]["clip"]
     assert set(entry["metrics"]) >= {"zero_shot_shape_accuracy", "zero_shot_colour_accuracy"}
     assert entry["config"]["open_clip_config"]["vision_cfg"]["image_size"] == 32
@@ -56,6 +56,21 @@ def test_clip_entry_point_skips_the_held_out_compositions(tmp_path):
     assert held > 0 and len(tokens) == len(x)
     from cag_lib.shapes import held_out_mask
     assert held_out_mask(load_shapes("train", n=600)).sum() == held
+
+
+def test_grouped_batches_share_colour_and_background_and_cover_the_epoch():
+    from cag_lib.train import batch_indices, clip_group_keys, training_data
+    keys = clip_group_keys(600)
+    assert len(keys) == len(training_data(TrainConfig(kind="clip", bundle="shapes"), "train", 600)[0])
+    batches = batch_indices(len(keys), 64, torch.Generator().manual_seed(0), keys, group=8)
+    flat = torch.cat(batches)
+    assert sorted(flat.tolist()) == list(range(len(keys)))          # every scene once per epoch
+    assert all(len(b) == 64 for b in batches[:-1])
+    # runs of 8 consecutive indices share a key far more often than random batches would
+    def shared(order):
+        return (keys[order][1:] == keys[order][:-1]).float().mean().item()
+    plain = torch.cat(batch_indices(len(keys), 64, torch.Generator().manual_seed(0)))
+    assert shared(flat) > 0.6 and shared(plain) < 0.1
 
 
 def test_attribute_judge_entry_point(tmp_path):
