@@ -7,7 +7,8 @@ embeddings of each class's prompts, averaged over templates and normalised again
 `ClassifierOutput(logits, features)`), so text-to-image is the same loop as everything else.
 
 The small world's CLIP is an open_clip model with a custom config (`clip_configs/cag-shapes-clip.json`,
-registered with `open_clip.add_model_config`) trained with open_clip's `ClipLoss` on the shapes'
+registered with `open_clip.add_model_config`: a small ModifiedResNet image tower and a text
+transformer) trained with open_clip's `ClipLoss` on the shapes'
 captions (`python -m cag_lib.train clip --bundle shapes`). At ImageNet scale the same wrapper takes
 `create_clip("ViT-B-32", "laion2b_s34b_b79k")`.
 """

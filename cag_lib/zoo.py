@@ -214,7 +214,8 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
             else:
                 metric = f"masked-patch MSE {m['masked_mse@0.75']:.4f} (mask 0.75) on {m['test_images']} test images"
             if e["kind"] == "clip":
-                arch = f"open_clip `{e['config']['model']}` (ViT + text transformer)"
+                tower = "ResNet" if isinstance(e["config"]["open_clip_config"]["vision_cfg"]["layers"], list) else "ViT"
+                arch = f"open_clip `{e['config']['model']}` ({tower} + text transformer)"
             elif e["kind"] == "diffusion":
                 arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
             else:
