@@ -66,3 +66,18 @@ def test_chapter_9_quotes_the_committed_benchmarks():
               f'{dc["diffusion classifier"]["accuracy"]:.3f}', f'{dc["diffusion classifier"]["seconds_per_image"]:.2f}']
     missing = [q for q in quoted if q not in text]
     assert not missing, f"chapter 9 does not quote {missing}: regenerate its text from the benchmark JSON"
+
+
+def test_chapter_8_and_where_quote_the_committed_text_to_image_run():
+    """Chapter 8's and book/where.md's prose quote benchmarks/results/text_to_image_shapes.json."""
+    import json
+
+    import nbformat
+    nb = nbformat.read(ROOT / "notebooks" / "ch8_clip.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    r = json.loads((ROOT / "benchmarks" / "results" / "text_to_image_shapes.json").read_text())
+    full = f'{r["full (no eq. 6)"]["shape+colour_acc"]:.3f}'
+    quoted = [full, f'{r["full - MAE"]["shape+colour_acc"]:.3f}', f'{r["full - diversity"]["shape+colour_acc"]:.3f}']
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"chapter 8 does not quote {missing}: regenerate its text from the benchmark JSON"
+    assert full in (ROOT / "book" / "where.md").read_text(), "book/where.md quotes another text-to-image number"
