@@ -8,7 +8,10 @@ prompt with the sampler and is judged by three classifiers that took no part in 
 shapes bundle's ConvNeXt judge (shape) and two attribute judges (colour, background). A sample is
 right when shape and colour are both right (issue 5's measure; the background is reported too).
 Rows: the full recipe without eq. 6 (no real images of a new composition, so no class statistics),
-the same without the MAE, and without the diversity loss. Writes JSON and a grid per prompt.
+the same without the MAE, and without the diversity loss. Two reference rows: real scenes of each
+composition, and the MAE's reconstruction g(.) of those real scenes as the sampler shows its pictures
+(mask ratio and number of masks of the recipe): the most the recipe's pictures could score through this
+MAE. Writes JSON and a grid per prompt.
 """
 from __future__ import annotations
 
@@ -22,32 +25,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib import zoo  # noqa: E402
-from cag_lib.clip import load_text_bundle  # noqa: E402
-from cag_lib.generate import generate  # noqa: E402
-from cag_lib.models import predict  # noqa: E402
+from cag_lib.clip import attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
+from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
-from cag_lib.shapes import COLOUR_NAMES, HELD_OUT, SHAPES, make_shapes, scene_prompt  # noqa: E402
+from cag_lib.shapes import HELD_OUT, make_shapes, scene_prompt  # noqa: E402
 from cag_lib.viz import rows_figure  # noqa: E402
 
 FULL = recipe("CaG full", distribution_weight=0)
 ROWS = {"full (no eq. 6)": FULL, "full - MAE": replace(FULL, use_mae=False),
         "full - diversity": replace(FULL, diversity_weight=0)}
-JUDGES = {"shape": "convnext", "colour": "colour_judge", "background": "background_judge"}
-
-
-def load_judges(device="cpu") -> dict:
-    return {a: zoo.load_model("shapes", name, device) for a, name in JUDGES.items()}
-
-
-def attribute_scores(judges: dict, images: torch.Tensor, triples: list) -> dict:
-    """Per image: is each attribute right, and are shape and colour both right. triples: (colour, shape,
-    background) per image. Returns lists of 0/1."""
-    want = {"shape": torch.tensor([SHAPES.index(s) for _, s, _ in triples]),
-            "colour": torch.tensor([COLOUR_NAMES.index(c) for c, _, _ in triples]),
-            "background": torch.tensor([COLOUR_NAMES.index(b) for _, _, b in triples])}
-    right = {a: (predict(j, images).argmax(1) == want[a]).float() for a, j in judges.items()}
-    right["shape+colour"] = right["shape"] * right["colour"]
-    return right
 
 
 def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
@@ -66,7 +52,7 @@ def main(argv=None):
     p.add_argument("--out", default="outputs/text_to_image")
     a = p.parse_args(argv)
     torch.set_num_threads(2)
-    tb, judges = load_text_bundle(), load_judges()
+    tb, judges = load_text_bundle(), load_attribute_judges()
     prompts = [scene_prompt(*t) for t in HELD_OUT]
     triples = [t for t in HELD_OUT for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
@@ -76,6 +62,11 @@ def main(argv=None):
     real = [make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
             for i, (c, s, b) in enumerate(HELD_OUT)]
     report["real images"] = summarise(attribute_scores(judges, torch.cat(real), triples), prompts, a.per_prompt)
+    # the ceiling of what the sampler shows: the MAE's g(.) of those real scenes, as the sampler computes it
+    real_g = mean_reconstruction(tb.mae, torch.cat(real), FULL.mask_ratio, FULL.keep_visible, FULL.final_masks)
+    report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
+    print(f"{'MAE g(real images)':20s} shape+colour {report['MAE g(real images)']['shape+colour_acc']:.3f}  "
+          f"shape {report['MAE g(real images)']['shape_acc']:.3f}", flush=True)
     pictures = {}
     for name in a.rows:
         res = generate(tb, targets, replace(ROWS[name], steps=a.steps, progress=False))
@@ -89,7 +80,7 @@ def main(argv=None):
               f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
     for i, prompt in enumerate(prompts):
         sl = slice(i * a.per_prompt, (i + 1) * a.per_prompt)
-        rows = {"real": real[i], **{n: pictures[n][sl] for n in pictures}}
+        rows = {"real": real[i], "MAE g(real)": real_g[sl], **{n: pictures[n][sl] for n in pictures}}
         rows_figure(rows, Path(a.out) / f"{prompt.replace(' ', '_')}.png", title=f'"a {prompt}"', scale=3)
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -207,6 +207,32 @@ class TextBundle(PromptBundle):
                          f"{', '.join(SHAPES)}, e.g. 'a red star on a blue background'")
 
 
+ATTRIBUTE_JUDGES = {"shape": "convnext", "colour": "colour_judge", "background": "background_judge"}
+
+
+def load_attribute_judges(device="cpu", weights_dir=None) -> dict:
+    """The shapes world's judges of a text-to-image picture, one per attribute; none takes part in
+    generating: {"shape": ConvNeXt judge, "colour": ..., "background": ...}."""
+    from . import zoo
+    return {a: zoo.load_model("shapes", name, device, weights_dir) for a, name in ATTRIBUTE_JUDGES.items()}
+
+
+def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> dict:
+    """Which attributes of each picture the judges read as asked. images (B, 3, H, W) in [0, 1];
+    triples: (colour, shape, background) per image. Returns {attribute: (B,) 0/1, "shape+colour":
+    (B,) 1 where both are right} (issue 5's measure)."""
+    from .models import predict
+    from .shapes import COLOUR_NAMES, SHAPES
+    if len(triples) != len(images):
+        raise ValueError(f"{len(images)} images but {len(triples)} (colour, shape, background) triples")
+    want = {"shape": [SHAPES.index(s) for _, s, _ in triples],
+            "colour": [COLOUR_NAMES.index(c) for c, _, _ in triples],
+            "background": [COLOUR_NAMES.index(b) for _, _, b in triples]}
+    right = {a: (predict(j, images).argmax(1).cpu() == torch.tensor(want[a])).float() for a, j in judges.items()}
+    right["shape+colour"] = right["shape"] * right["colour"]
+    return right
+
+
 def load_text_bundle(device="cpu", weights_dir=None) -> TextBundle:
     """The shapes world's CLIP (from the zoo) and MAE as a TextBundle."""
     from . import zoo

@@ -2,6 +2,8 @@
 images in the judge's feature space, and intra-class diversity of judge features."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .models import accuracy, predict
@@ -95,11 +97,13 @@ def format_table(rows: dict) -> str:
 
 
 def markdown_table(rows: dict, digits: int = 3, skip: tuple = ()) -> str:
-    """{method: row} -> a markdown table (the book pastes it), columns in first-seen order."""
+    """{method: row} -> a markdown table (the book pastes it), columns in first-seen order; a NaN (e.g.
+    diversity of one image per class) shows as "–"."""
     cols = [c for c in dict.fromkeys(k for r in rows.values() for k in r) if c not in skip]
     lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for m, r in rows.items():
-        cells = [f"{r[c]:.{digits}f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
+        cells = [("–" if math.isnan(r[c]) else f"{r[c]:.{digits}f}") if isinstance(r.get(c), float)
+                 else str(r.get(c, "")) for c in cols]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

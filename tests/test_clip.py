@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from cag_lib.clip import (SHAPES_CLIP, ClipClassifier, TextBundle, caption_templates, create_clip, text_weights,
-                          zero_shot_classifier)
+from cag_lib.clip import (SHAPES_CLIP, ClipClassifier, TextBundle, attribute_scores, caption_templates, create_clip,
+                          load_attribute_judges, text_weights, zero_shot_classifier)
 from cag_lib.generate import GenerateConfig, generate
 from cag_lib.mae import MaskedAutoencoder
 
@@ -73,3 +73,18 @@ def test_imagenet_clip_builds_without_weights_and_fails_fast_offline(monkeypatch
     with pytest.raises(OfflineError, match="fmnist"):
         create_clip(*IMAGENET_CLIP)
     assert time.time() - t0 < 5
+
+
+def test_attribute_judges_read_real_scenes_and_catch_a_wrong_shape():
+    from cag_lib.shapes import HELD_OUT, make_shapes
+    judges = load_attribute_judges()
+    (c, s, b), (c2, s2, b2) = HELD_OUT[0], HELD_OUT[1]
+    images = torch.cat([make_shapes(6, seed=5, colour=c, shape=s, background=b).images,
+                        make_shapes(6, seed=6, colour=c2, shape=s2, background=b2).images])
+    right = attribute_scores(judges, images, [(c, s, b)] * 6 + [(c2, s2, b2)] * 6)
+    assert all(right[a].mean() == 1 for a in ("shape", "colour", "background", "shape+colour"))
+    wrong = attribute_scores(judges, images, [(c, s2, b)] * 12)   # the second half has shape s2: only it is right
+    assert wrong["shape"][:6].sum() == 0 and wrong["shape"][6:].sum() == 6 and wrong["colour"][:6].sum() == 6
+    assert torch.equal(wrong["shape+colour"], wrong["shape"] * wrong["colour"])
+    with pytest.raises(ValueError, match="triples"):
+        attribute_scores(judges, images, [(c, s, b)])

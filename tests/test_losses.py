@@ -67,3 +67,11 @@ def test_gram_loss_is_zero_on_the_class_gram_and_one_at_zero_features():
     g = gram_matrix(fmap)
     assert g.shape == (4, 5, 5) and torch.allclose(g, g.transpose(1, 2))
     assert torch.allclose(g[0], fmap[0] @ fmap[0].T / 7)
+
+
+def test_markdown_table_formats_numbers_and_shows_nan_as_a_dash():
+    from cag_lib.metrics import markdown_table
+    table = markdown_table({"a": {"acc": 0.5, "diversity": float("nan"), "shown": "g(x)"}, "b": {"acc": 1.0}})
+    lines = table.splitlines()
+    assert lines[0] == "| method | acc | diversity | shown |"
+    assert lines[2] == "| a | 0.500 | – | g(x) |" and lines[3] == "| b | 1.000 |  |  |"
