@@ -1,6 +1,6 @@
 """Text-to-image on the coloured shapes with the world's small CLIP, judged by attribute judges.
 
-    python benchmarks/text_to_image.py [--per-prompt 8] [--steps 250] [--json PATH] [--out DIR]
+    python benchmarks/text_to_image.py [--per-prompt 8] [--steps 250] [--json PATH] [--out DIR] [--mae-dir DIR]
 
 The prompts are the 10 compositions in `cag_lib.shapes.HELD_OUT`, which the CLIP never saw as a
 caption in training (each word it saw in other scenes). Each row generates --per-prompt images per
@@ -50,14 +50,21 @@ def main(argv=None):
     p.add_argument("--rows", nargs="*", default=list(ROWS))
     p.add_argument("--json", default="outputs/text_to_image/text_to_image.json")
     p.add_argument("--out", default="outputs/text_to_image")
+    p.add_argument("--mae-dir", default=None, help="a weights folder with another shapes MAE (written by "
+                   "python -m cag_lib.train mae --bundle shapes --out DIR); default: the shipped one")
     a = p.parse_args(argv)
     torch.set_num_threads(2)
     tb, judges = load_text_bundle(), load_attribute_judges()
+    if a.mae_dir:
+        tb.mae = zoo.load_model("shapes", "mae", "cpu", a.mae_dir)
     prompts = [scene_prompt(*t) for t in HELD_OUT]
     triples = [t for t in HELD_OUT for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
     report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompts": prompts,
               "clip_zero_shot": {k: v for k, v in zoo.read_manifest()["shapes"]["clip"]["metrics"].items()}}
+    if a.mae_dir:
+        entry = zoo.read_manifest(a.mae_dir)["shapes"]["mae"]
+        report["mae"] = {k: entry[k] for k in ("metrics", "sha256")} | {"command": entry["training"]["command"]}
     # reference: real test scenes of the same compositions
     real = [make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
             for i, (c, s, b) in enumerate(HELD_OUT)]
