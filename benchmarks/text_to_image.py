@@ -1,14 +1,18 @@
-"""Text-to-image on the coloured shapes with the world's small CLIP, judged by attribute judges.
+"""Text-to-image on the coloured shapes with the world's small CLIPs, judged by attribute judges.
 
-    python benchmarks/text_to_image.py [--per-prompt 8] [--steps 250] [--json PATH] [--out DIR] [--mae-dir DIR]
+    python benchmarks/text_to_image.py [--per-prompt 8] [--steps 1000] [--json PATH] [--out DIR]
+                                       [--rows NAME ...] [--mae-dir DIR] [--clip-dir DIR] [--device cuda]
 
 The prompts are the 10 compositions in `cag_lib.shapes.HELD_OUT`, which the CLIP never saw as a
 caption in training (each word it saw in other scenes). Each row generates --per-prompt images per
 prompt with the sampler and is judged by three classifiers that took no part in generation: the
 shapes bundle's ConvNeXt judge (shape) and two attribute judges (colour, background). A sample is
 right when shape and colour are both right (issue 5's measure; the background is reported too).
-Rows: the full recipe without eq. 6 (no real images of a new composition, so no class statistics),
-the same without the MAE, and without the diversity loss. Two reference rows: real scenes of each
+Rows: the text recipe (`recipes.RECIPES["text-to-image"]`: the full recipe without eq. 6, as there are
+no real images of a new composition, and without diversity; its knobs were chosen on compositions the
+CLIPs saw) with the ensemble of the world's 8 CLIPs; the same without the MAE, with the diversity loss,
+and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
+it. Two reference rows: real scenes of each
 composition, and the MAE's reconstruction g(.) of those real scenes as the sampler shows its pictures
 (mask ratio and number of masks of the recipe): the most the recipe's pictures could score through this
 MAE. Writes JSON and a grid per prompt.
@@ -31,9 +35,9 @@ from cag_lib.recipes import recipe, shown_images  # noqa: E402
 from cag_lib.shapes import HELD_OUT, make_shapes, scene_prompt  # noqa: E402
 from cag_lib.viz import rows_figure  # noqa: E402
 
-FULL = recipe("CaG full", distribution_weight=0)
-ROWS = {"full (no eq. 6)": FULL, "full - MAE": replace(FULL, use_mae=False),
-        "full - diversity": replace(FULL, diversity_weight=0)}
+TEXT = recipe("text-to-image")   # the full recipe without eq. 6 or diversity; lr 0.02, 1000 steps (recipes.py)
+ROWS = {"8 CLIPs (text recipe)": TEXT, "8 CLIPs - MAE": replace(TEXT, use_mae=False),
+        "8 CLIPs + diversity": replace(TEXT, diversity_weight=1.0), "1 CLIP": replace(TEXT, classifiers=(0,))}
 
 
 def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
@@ -46,31 +50,38 @@ def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--per-prompt", type=int, default=8)
-    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--steps", type=int, default=TEXT.steps)
     p.add_argument("--rows", nargs="*", default=list(ROWS))
     p.add_argument("--json", default="outputs/text_to_image/text_to_image.json")
     p.add_argument("--out", default="outputs/text_to_image")
     p.add_argument("--mae-dir", default=None, help="a weights folder with another shapes MAE (written by "
                    "python -m cag_lib.train mae --bundle shapes --out DIR); default: the shipped one")
+    p.add_argument("--clip-dir", default=None, help="a weights folder with another shapes CLIP (written by "
+                   "python -m cag_lib.train clip --bundle shapes --out DIR); default: the shipped one")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     torch.set_num_threads(2)
-    tb, judges = load_text_bundle(), load_attribute_judges()
-    if a.mae_dir:
-        tb.mae = zoo.load_model("shapes", "mae", "cpu", a.mae_dir)
+    tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir)
+    judges = load_attribute_judges(a.device)
     prompts = [scene_prompt(*t) for t in HELD_OUT]
     triples = [t for t in HELD_OUT for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
-    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompts": prompts,
-              "clip_zero_shot": {k: v for k, v in zoo.read_manifest()["shapes"]["clip"]["metrics"].items()}}
+    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompts": prompts, "clips": len(tb.classifiers),
+              "device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
+              "torch": torch.__version__,
+              "clip_zero_shot": dict(zoo.read_manifest(a.clip_dir)["shapes"]["clip"]["metrics"])}
     if a.mae_dir:
         entry = zoo.read_manifest(a.mae_dir)["shapes"]["mae"]
         report["mae"] = {k: entry[k] for k in ("metrics", "sha256")} | {"command": entry["training"]["command"]}
+    if a.clip_dir:
+        entry = zoo.read_manifest(a.clip_dir)["shapes"]["clip"]
+        report["clip"] = {"sha256": entry["sha256"], "command": entry["training"]["command"]}
     # reference: real test scenes of the same compositions
     real = torch.cat([make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
-                      for i, (c, s, b) in enumerate(HELD_OUT)])                          # (B, 3, 32, 32)
+                      for i, (c, s, b) in enumerate(HELD_OUT)]).to(a.device)             # (B, 3, 32, 32)
     report["real images"] = summarise(attribute_scores(judges, real, triples), prompts, a.per_prompt)
     # the ceiling of what the sampler shows: the MAE's g(.) of those real scenes, as the sampler computes it
-    real_g = mean_reconstruction(tb.mae, real, FULL.mask_ratio, FULL.keep_visible, FULL.final_masks)
+    real_g = mean_reconstruction(tb.mae, real, TEXT.mask_ratio, TEXT.keep_visible, TEXT.final_masks)
     ceiling = report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
     print(f"{'MAE g(real images)':20s} shape+colour {ceiling['shape+colour_acc']:.3f}  "
           f"shape {ceiling['shape_acc']:.3f}", flush=True)
@@ -88,6 +99,7 @@ def main(argv=None):
     for i, prompt in enumerate(prompts):
         sl = slice(i * a.per_prompt, (i + 1) * a.per_prompt)
         rows = {"real": real[sl], "MAE g(real)": real_g[sl], **{n: pictures[n][sl] for n in pictures}}
+        rows = {k: v.cpu() for k, v in rows.items()}
         rows_figure(rows, Path(a.out) / f"{prompt.replace(' ', '_')}.png", title=f'"a {prompt}"', scale=3)
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(report, indent=2) + "\n")

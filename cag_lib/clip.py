@@ -100,8 +100,9 @@ class ClipClassifier(nn.Module):
         self.register_buffer("weights", weights, persistent=False)                 # (K, D)
         cfg = _open_clip().get_model_preprocess_cfg(model)
         self.input_size = int(cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"])
-        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, -1, 1, 1), persistent=False)
+        device = weights.device   # the model's: build_zero_shot_classifier ran there
+        self.register_buffer("mean", torch.tensor(cfg["mean"], device=device).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"], device=device).view(1, -1, 1, 1), persistent=False)
 
     in_chans = 3
 
@@ -153,16 +154,20 @@ def attribute_accuracy(clf_model, tokenizer, images: torch.Tensor, labels: torch
 
 
 class PromptBundle:
-    """What the sampler needs for text-to-image: one CLIP zero-shot classifier whose classes are
-    prompts, and an MAE. generate(PromptBundle(...), ["a goldfish", ...]) is the same loop as ever."""
+    """What the sampler needs for text-to-image: CLIP zero-shot classifiers whose classes are prompts
+    (one, or several for an ensemble), and an MAE. generate(PromptBundle(...), ["a goldfish", ...]) is
+    the same loop as ever."""
 
     in_chans = 3
 
-    def __init__(self, classifier: ClipClassifier, mae, name: str = "prompts"):
-        if classifier.num_classes < 2:   # the cross-entropy over one class is 0: no gradient at all
+    def __init__(self, classifiers, mae, name: str = "prompts"):
+        classifiers = list(classifiers) if isinstance(classifiers, (list, tuple)) else [classifiers]
+        if classifiers[0].num_classes < 2:   # the cross-entropy over one class is 0: no gradient at all
             raise ValueError("give at least two prompts: the sampler pulls the image towards its prompt and away "
                              "from the others, e.g. ['a red fox in snow', 'a grey wolf in snow']")
-        self.classifiers, self.mae, self.name = [classifier], mae, name
+        if any(c.class_names != classifiers[0].class_names for c in classifiers):
+            raise ValueError("every classifier of an ensemble needs the same prompts, in the same order")
+        self.classifiers, self.mae, self.name = classifiers, mae, name
 
     @property
     def class_names(self) -> tuple:
@@ -182,16 +187,18 @@ class PromptBundle:
 class TextBundle(PromptBundle):
     """Text-to-image on the shapes world: the prompts are every scene the world can caption without its
     size ("red star on a blue background": 8 colours x 8 shapes x 7 backgrounds, each averaged over
-    "a small ..." and "a large ..."). There are no real images of a new composition, so there are no
-    class statistics: eq. 6 stays off."""
+    "a small ..." and "a large ..."); clip_models: one shapes CLIP or several (an ensemble, as the paper
+    ensembles classifiers). There are no real images of a new composition, so there are no class
+    statistics: eq. 6 stays off."""
 
-    def __init__(self, clip_model, tokenizer, mae, name: str = "shapes-clip"):
+    def __init__(self, clip_models, tokenizer, mae, name: str = "shapes-clip"):
         from itertools import product
 
         from .shapes import COLOUR_NAMES, SHAPES, scene_prompt
+        models = clip_models if isinstance(clip_models, (list, tuple)) else [clip_models]
         prompts = [scene_prompt(c, s, b) for c, s, b in product(COLOUR_NAMES, SHAPES, COLOUR_NAMES) if c != b]
-        super().__init__(zero_shot_classifier(clip_model, tokenizer, prompts, ("a small {}", "a large {}"), name),
-                         mae, name)
+        super().__init__([zero_shot_classifier(m, tokenizer, prompts, ("a small {}", "a large {}"), f"{name}-{i}")
+                          for i, m in enumerate(models)], mae, name)
 
     def class_index(self, prompt) -> int:
         """A prompt ("a red star on a blue background", sizes and a final '.' allowed) or index -> class."""
@@ -205,6 +212,39 @@ class TextBundle(PromptBundle):
         raise ValueError(f"cannot read the prompt {prompt!r}; write '<colour> <shape> on a <colour> background' "
                          f"with two different colours from {', '.join(COLOUR_NAMES)} and a shape from "
                          f"{', '.join(SHAPES)}, e.g. 'a red star on a blue background'")
+
+
+def world_token_ids() -> torch.Tensor:
+    """(K,) sorted ids of every token the shapes world's captions use (padding, start and end included)."""
+    from itertools import product
+
+    from .shapes import COLOUR_NAMES, SHAPES, SIZE_NAMES
+    captions = [f"a {z} {c} {s} on a {b} background" for z, c, s, b in product(SIZE_NAMES, COLOUR_NAMES, SHAPES,
+                                                                             COLOUR_NAMES)]
+    return _open_clip().get_tokenizer(SHAPES_CLIP)(captions).unique()
+
+
+def prune_token_embedding(state: dict) -> dict:
+    """A shapes CLIP's state dict with only the rows of its token embedding that the world's captions
+    use: 'token_embedding.weight' (49408, D) becomes 'token_embedding.rows' (K, D) + 'token_embedding.ids'
+    (K,). The other rows never enter a caption of this world; without them the file is 3 MB, not 9."""
+    state = dict(state)
+    ids = world_token_ids()
+    state["token_embedding.rows"] = state.pop("token_embedding.weight")[ids]
+    state["token_embedding.ids"] = ids
+    return state
+
+
+def expand_token_embedding(state: dict, vocab_size: int) -> dict:
+    """The inverse of prune_token_embedding for loading: rows not stored are zero."""
+    if "token_embedding.ids" not in state:
+        return state
+    state = dict(state)
+    ids, rows = state.pop("token_embedding.ids").long(), state.pop("token_embedding.rows")
+    full = torch.zeros(vocab_size, rows.shape[1], dtype=rows.dtype)
+    full[ids] = rows
+    state["token_embedding.weight"] = full
+    return state
 
 
 ATTRIBUTE_JUDGES = {"shape": "convnext", "colour": "colour_judge", "background": "background_judge"}
@@ -233,8 +273,16 @@ def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> d
     return right
 
 
-def load_text_bundle(device="cpu", weights_dir=None) -> TextBundle:
-    """The shapes world's CLIP (from the zoo) and MAE as a TextBundle."""
+# the shapes world's CLIPs: the same recipe trained from 8 seeds (chapter 8 ensembles them)
+SHAPES_CLIPS = ("clip",) + tuple(f"clip_seed{i}" for i in range(1, 8))
+
+
+def load_text_bundle(device="cpu", weights_dir=None, clip_dir=None, mae_dir=None, members=SHAPES_CLIPS) -> TextBundle:
+    """The shapes world's CLIPs (`members`, zoo names; default all 8: an ensemble) and MAE as a
+    TextBundle; clip_dir / mae_dir: weights folders of other runs of `python -m cag_lib.train` to take
+    that model from instead (clip_dir: its one CLIP, named "clip")."""
     from . import zoo
-    return TextBundle(zoo.load_model("shapes", "clip", device, weights_dir), _open_clip().get_tokenizer(SHAPES_CLIP),
-                      zoo.load_model("shapes", "mae", device, weights_dir))
+    names = ("clip",) if clip_dir else tuple(members)
+    return TextBundle([zoo.load_model("shapes", n, device, clip_dir or weights_dir) for n in names],
+                      _open_clip().get_tokenizer(SHAPES_CLIP),
+                      zoo.load_model("shapes", "mae", device, mae_dir or weights_dir))

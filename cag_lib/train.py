@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,9 @@ class TrainConfig:
     ema: float = 0.0                  # exponential moving average of the weights (0 = off); the EMA is shipped
     clip_groups: int = 0              # CLIP: build each batch from runs of this many scenes sharing colour and
                                       # background, so their captions differ only in shape and size (0 = random)
+    clip_model: str = "cag-shapes-clip"  # CLIP: an open_clip config name (cag_lib/clip_configs holds the small ones)
+    adv_eps: float = 0.0              # CLIP: adversarial training, L2 radius of the PGD attack on images in [0, 1]
+    adv_steps: int = 3                # CLIP: PGD steps per batch when adv_eps > 0
     limit: int = 0                    # use only the first N training images (0 = all); for tests
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
@@ -68,6 +72,7 @@ class TrainConfig:
 
 
 KINDS = ("classifier", "mae", "diffusion", "clip")
+CLIP_ONLY = ("clip_groups", "clip_model", "adv_eps", "adv_steps")   # recorded in the manifest for CLIP runs only
 
 
 def training_data(cfg: TrainConfig, split: str, n: int | None):
@@ -138,6 +143,31 @@ def augment(x: torch.Tensor, strength: str, g: torch.Generator) -> torch.Tensor:
     return x
 
 
+def save_weights(state: dict, path, clip: bool = False) -> None:
+    """A state dict as float16 safetensors; a shapes CLIP keeps only the token rows its world uses."""
+    if clip:
+        from .clip import prune_token_embedding
+        state = prune_token_embedding(state)
+    save_file({k: v if k.endswith(".ids") else v.to(torch.float16).contiguous() for k, v in state.items()}, str(path))
+
+
+def pgd_l2(loss_fn: Callable, x: torch.Tensor, eps: float, steps: int, g: torch.Generator) -> torch.Tensor:
+    """Images (B, C, H, W) in [0, 1] moved within an L2 ball of radius eps (per image) to raise
+    loss_fn(x): projected gradient ascent from a random start, step 2.5 eps / steps (Madry et al.).
+    Adversarial training on these makes the model's input gradient point at visible features
+    (Santurkar et al. 2019), which is what a generator needs from it."""
+    def project(d):   # into the ball, and keep x + d in [0, 1]
+        norm = d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        return ((x + d * (eps / norm).clamp(max=1)).clamp(0, 1) - x)
+    delta = project(torch.randn(x.shape, generator=g).to(x.device) * eps / math.sqrt(x[0].numel()) * 0.5)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        grad, = torch.autograd.grad(loss_fn(x + delta), delta)
+        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta = project(delta.detach() + 2.5 * eps / steps * step)
+    return (x + delta).detach()
+
+
 def masked_mse(mae: MaskedAutoencoder, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0,
                batch_size: int = 500) -> dict:
     """Pixel-space ([0, 1]) mean squared error of an MAE's reconstruction on masked and visible patches,
@@ -167,10 +197,31 @@ def denoising_mse(model: ConditionalDiffusion, images: torch.Tensor, labels: tor
     return round(sum(losses) / len(images), 5)
 
 
+def batch_loss(cfg: TrainConfig, model, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, clip_loss=None):
+    """The training loss of one batch x (B, C, H, W) on cfg.device; y: class indices, or for CLIP
+    the tokenised captions (B, context_length)."""
+    if cfg.kind == "clip":   # open_clip's contrastive loss on (image, caption) pairs
+        from .clip import normalise_images
+        text = model.encode_text(y, normalize=True)                                  # (B, D)
+
+        def image_loss(xi, text=text):
+            return clip_loss(model.encode_image(normalise_images(model, xi), normalize=True), text,
+                             model.logit_scale.exp())
+        if cfg.adv_eps:   # train on the images the current model finds hardest nearby
+            x = pgd_l2(lambda xi: image_loss(xi, text.detach()), x, cfg.adv_eps, cfg.adv_steps, g)
+        return image_loss(x)
+    if cfg.kind == "diffusion":
+        return model.loss(x, y, g)
+    if cfg.kind == "mae":
+        noise = model.mask_noise(len(x), g, device="cpu").to(cfg.device)
+        return model(x, cfg.mask_ratio, noise=noise, visible_weight=cfg.visible_weight)[0]
+    return F.cross_entropy(model(x).logits, y, label_smoothing=cfg.label_smoothing)
+
+
 def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
     if cfg.kind == "clip":
-        from .clip import SHAPES_CLIP, create_clip
-        return create_clip(SHAPES_CLIP)[0].train().requires_grad_(True)
+        from .clip import create_clip
+        return create_clip(cfg.clip_model)[0].train().requires_grad_(True)
     if cfg.kind == "diffusion":
         return ConditionalDiffusion(world_classes(cfg.bundle), in_chans, 32, unet=cfg.unet)
     if cfg.kind == "mae":
@@ -201,42 +252,35 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     clip_loss = None
     if cfg.kind == "clip":
         from open_clip import ClipLoss
-
-        from .clip import normalise_images
         clip_loss = ClipLoss()
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema else None)
     keys = clip_group_keys(cfg.limit or None) if cfg.kind == "clip" and cfg.clip_groups else None
     t0, step = time.time(), 0
     bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
-    while step < total:
-        for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups):
-            if step >= total:
-                break
-            x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
-            if cfg.kind == "clip":   # open_clip's contrastive loss on (image, caption) pairs
-                loss = clip_loss(model.encode_image(normalise_images(model, x), normalize=True),
-                                 model.encode_text(y_train[idx].to(cfg.device), normalize=True), model.logit_scale.exp())
-            elif cfg.kind == "diffusion":
-                loss = model.loss(x, y_train[idx].to(cfg.device), g)
-            elif cfg.kind == "mae":
-                loss, _, _ = model(x, cfg.mask_ratio, noise=model.mask_noise(len(x), g, device="cpu").to(cfg.device),
-                                   visible_weight=cfg.visible_weight)
-            else:
-                loss = F.cross_entropy(model(x).logits, y_train[idx].to(cfg.device),
-                                       label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if cfg.kind == "clip":
-                with torch.no_grad():
-                    model.logit_scale.clamp_(0, math.log(100))   # as open_clip's training loop does
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    interrupted = False
+    try:   # Ctrl-C (or timeout -s INT) stops training; what was learnt so far is saved and measured
+        while step < total:
+            for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups):
+                if step >= total:
+                    break
+                x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
+                loss = batch_loss(cfg, model, x, y_train[idx].to(cfg.device), g, clip_loss)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if cfg.kind == "clip":
+                    with torch.no_grad():
+                        model.logit_scale.clamp_(0, math.log(100))   # as open_clip's training loop does
+                if ema is not None:
+                    ema.update_parameters(model)
+                step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted after {step} of {total} steps: saving and measuring the model as it is", flush=True)
     bar.close()
     seconds = time.time() - t0
     if ema is not None:
@@ -245,22 +289,24 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
     rel = f"{cfg.bundle}/{cfg.name}.safetensors"
     (out / cfg.bundle).mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in (model.net if cfg.kind == "classifier" else model).state_dict().items()}
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out / rel))
+    state = {k: v.detach().cpu() for k, v in (model.net if cfg.kind == "classifier" else model).state_dict().items()}
+    save_weights(state, out / rel, clip=cfg.kind == "clip")
     role = cfg.role if cfg.kind == "classifier" else cfg.kind
     entry = {"name": cfg.name, "kind": cfg.kind, "role": role, "file": rel,
              "sha256": zoo.sha256(out / rel), "dtype": "float16",
              "params": sum(p.numel() for p in model.parameters()),
              "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(seconds, 1),
-                          "steps": total, "epochs": round(total / steps_per_epoch, 2), "train_images": len(x_train),
+                          "steps": step, "epochs": round(step / steps_per_epoch, 2), "train_images": len(x_train),
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
                           "config": {k: v for k, v in asdict(cfg).items()
                                      if k != "out" and not (k == "mae" and cfg.kind != "mae")
                                      and not (k == "unet" and cfg.kind != "diffusion")
-                                     and not (k == "clip_groups" and cfg.kind != "clip")}}}
+                                     and not (k in CLIP_ONLY and cfg.kind != "clip")}}}
+    if interrupted:
+        entry["training"]["interrupted_after_steps_of"] = total
     if cfg.kind == "clip":
-        from .clip import SHAPES_CLIP, _open_clip
-        entry["config"] = {"model": SHAPES_CLIP, "open_clip_config": _open_clip().get_model_config(SHAPES_CLIP),
+        from .clip import _open_clip
+        entry["config"] = {"model": cfg.clip_model, "open_clip_config": _open_clip().get_model_config(cfg.clip_model),
                            "open_clip": _open_clip().__version__}
     elif cfg.kind != "classifier":
         entry["config"] = model.config
@@ -293,11 +339,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=KINDS)
     d = TrainConfig()
-    for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device"):
+    for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device", "clip_model"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
-    for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema"):
+    for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema", "adv_eps"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
-    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups"):
+    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups", "adv_steps"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
     p.add_argument("--mae-config", type=json.loads, default=None,
                    help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')

@@ -122,7 +122,10 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
                             f"file has {digest[:12]}...; the file is corrupt or was retrained without "
                             "updating manifest.json")
     model = model_from_entry(entry)
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    state = {k: v if k.endswith(".ids") else v.float() for k, v in load_file(str(path)).items()}
+    if entry["kind"] == "clip":   # shipped with only the token rows the world uses (clip.prune_token_embedding)
+        from .clip import expand_token_embedding
+        state = expand_token_embedding(state, model.token_embedding.num_embeddings)
     target = model.net if entry["kind"] == "classifier" else model
     target.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)
