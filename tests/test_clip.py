@@ -88,3 +88,43 @@ def test_attribute_judges_read_real_scenes_and_catch_a_wrong_shape():
     assert torch.equal(wrong["shape+colour"], wrong["shape"] * wrong["colour"])
     with pytest.raises(ValueError, match="triples"):
         attribute_scores(judges, images, [(c, s, b)])
+
+
+def test_pruned_token_embedding_gives_identical_outputs(clip, tmp_path):
+    from safetensors.torch import load_file
+
+    from cag_lib.clip import expand_token_embedding, world_token_ids
+    from cag_lib.train import save_weights
+    model, tok = clip
+    save_weights({k: v.float() for k, v in model.state_dict().items()}, tmp_path / "c.safetensors", clip=True)
+    state = load_file(str(tmp_path / "c.safetensors"))
+    assert state["token_embedding.rows"].shape == (len(world_token_ids()), 64)
+    assert state["token_embedding.ids"].dtype == torch.int64
+    other, _ = create_clip(SHAPES_CLIP)
+    other.load_state_dict({k: v.float() for k, v in expand_token_embedding(state, 49408).items()})
+    text = tok(["a small red star on a blue background", "a large black moon on a white background"])
+    half = model.encode_text(text).half().float()   # the file holds float16
+    assert torch.allclose(other.encode_text(text), half, atol=2e-2)
+    assert not torch.allclose(other.encode_text(tok(["a dog"])), model.encode_text(tok(["a dog"])), atol=1e-3)
+
+
+def test_clip_classifier_buffers_follow_the_weights_device(clip):
+    model, _ = clip
+    clf = ClipClassifier(model, torch.zeros(3, 64, device="meta"), ["a", "b", "c"])
+    assert clf.mean.device.type == clf.std.device.type == "meta"
+
+
+def test_text_bundle_ensembles_clips_with_the_same_prompts(clip):
+    model, tok = clip
+    torch.manual_seed(1)
+    other, _ = create_clip(SHAPES_CLIP)
+    mae = MaskedAutoencoder(img_size=32, patch_size=4, in_chans=3, embed_dim=32, depth=1, num_heads=2,
+                            decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0).eval()
+    b = TextBundle([model, other], tok, mae)
+    assert len(b.classifiers) == 2 and b.classifiers[0].class_names == b.classifiers[1].class_names
+    r = generate(b, ["a red star on a blue background"], GenerateConfig(steps=2, resolutions=(32,),
+                                                                        distribution_weight=0, progress=False))
+    assert r.reconstructions.shape == (1, 3, 32, 32)
+    from cag_lib.clip import PromptBundle
+    with pytest.raises(ValueError, match="same prompts"):
+        PromptBundle([zero_shot_classifier(model, tok, ["a", "b"]), zero_shot_classifier(other, tok, ["b", "a"])], mae)

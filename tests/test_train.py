@@ -101,3 +101,46 @@ def test_bad_kind():
     from cag_lib.train import train
     with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion', 'clip'"):
         train(TrainConfig(kind="gan"))
+
+
+def test_adversarial_clip_entry_point_records_its_attack(tmp_path):
+    main(["clip", "--bundle", "shapes", "--limit", "300", "--max-steps", "2", "--test-limit", "32", "--batch-size", "32",
+          "--augment", "none", "--adv-eps", "0.5", "--adv-steps", "2", "--clip-model", "cag-shapes-clip-vit",
+          "--out", str(tmp_path)])
+    entry = zoo.read_manifest(tmp_path)["shapes"]["clip"]
+    assert entry["training"]["config"]["adv_eps"] == 0.5 and entry["config"]["model"] == "cag-shapes-clip-vit"
+    assert entry["config"]["open_clip_config"]["vision_cfg"]["patch_size"] == 4
+    assert zoo.load_model("shapes", "clip", weights_dir=tmp_path).encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 64)
+
+
+def test_pgd_l2_stays_in_the_ball_and_raises_the_loss():
+    from cag_lib.train import pgd_l2
+    torch.manual_seed(0)
+    w = torch.randn(3 * 8 * 8, 4)
+    target = torch.tensor([0, 1, 2, 3])
+
+    def loss_fn(x):   # a linear classifier's cross-entropy
+        return torch.nn.functional.cross_entropy(x.flatten(1) @ w, target)
+    x = torch.rand(4, 3, 8, 8)
+    adv = pgd_l2(loss_fn, x, eps=0.5, steps=5, g=torch.Generator().manual_seed(0))
+    assert ((adv - x).flatten(1).norm(dim=1) <= 0.5 + 1e-5).all()
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert loss_fn(adv) > loss_fn(x) + 0.1
+
+
+def test_interrupted_training_saves_and_records_what_was_done(tmp_path, monkeypatch):
+    import cag_lib.train as train
+    calls = {"n": 0}
+    real = train.batch_loss
+
+    def stop_at_third(*args, **kwargs):   # Ctrl-C during the third batch
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "batch_loss", stop_at_third)
+    main(["classifier", "--bundle", "fmnist", "--arch", "resnet", "--name", "resnet", "--limit", "256",
+          "--batch-size", "32", "--max-steps", "6", "--test-limit", "32", "--out", str(tmp_path)])
+    entry = zoo.read_manifest(tmp_path)["fmnist"]["resnet"]
+    assert entry["training"]["steps"] == 2 and entry["training"]["interrupted_after_steps_of"] == 6
+    assert zoo.load_model("fmnist", "resnet", weights_dir=tmp_path)(torch.rand(1, 1, 32, 32)).logits.shape == (1, 10)
