@@ -83,3 +83,16 @@ def test_chapter_8_and_where_quote_the_committed_text_to_image_run():
     where = (ROOT / "book" / "where.md").read_text()
     missing = [acc[n] for n in ("8 CLIPs (text recipe)", "1 CLIP", "MAE g(real images)") if acc[n] not in where]
     assert not missing, f"book/where.md does not quote {missing} of the text-to-image JSON"
+
+
+def test_imagenet_page_quotes_the_stored_speed_runs():
+    """book/imagenet.md's speed table holds the numbers of benchmarks/results/speed_imagenet_*.json."""
+    import json
+    page = (ROOT / "book" / "imagenet.md").read_text()
+    runs = sorted((ROOT / "benchmarks" / "results").glob("speed_imagenet_h100_*.json"))
+    assert len(runs) == 3
+    for f in runs:
+        r = json.loads(f.read_text())
+        assert r["device"].startswith("NVIDIA H100")
+        quoted = [f"| {r['ms_per_step']:.1f} | {r['gflop_per_step']:.1f} |", f"{r['achieved_tflops']:.1f} TFLOP/s"]
+        assert all(q in page for q in quoted), f"book/imagenet.md does not quote {f.name}"
