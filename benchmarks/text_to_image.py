@@ -12,10 +12,10 @@ Rows: the text recipe (`recipes.RECIPES["text-to-image"]`: the full recipe witho
 no real images of a new composition, and without diversity; its knobs were chosen on compositions the
 CLIPs saw) with the ensemble of the world's 8 CLIPs; the same without the MAE, with the diversity loss,
 and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
-it. Two reference rows: real scenes of each
-composition, and the MAE's reconstruction g(.) of those real scenes as the sampler shows its pictures
-(mask ratio and number of masks of the recipe): the most the recipe's pictures could score through this
-MAE. Writes JSON and a grid per prompt.
+it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
+real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
+much of a shape this MAE keeps. It is a reference, not a ceiling: the optimiser can find an x whose
+g(x) is sharper than a real scene's. Writes JSON and a grid per prompt.
 """
 from __future__ import annotations
 
@@ -80,11 +80,11 @@ def main(argv=None):
     real = torch.cat([make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
                       for i, (c, s, b) in enumerate(HELD_OUT)]).to(a.device)             # (B, 3, 32, 32)
     report["real images"] = summarise(attribute_scores(judges, real, triples), prompts, a.per_prompt)
-    # the ceiling of what the sampler shows: the MAE's g(.) of those real scenes, as the sampler computes it
+    # reference: the MAE's g(.) of those real scenes, as the sampler computes the pictures it shows
     real_g = mean_reconstruction(tb.mae, real, TEXT.mask_ratio, TEXT.keep_visible, TEXT.final_masks)
-    ceiling = report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
-    print(f"{'MAE g(real images)':20s} shape+colour {ceiling['shape+colour_acc']:.3f}  "
-          f"shape {ceiling['shape_acc']:.3f}", flush=True)
+    ref = report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
+    print(f"{'MAE g(real images)':20s} shape+colour {ref['shape+colour_acc']:.3f}  "
+          f"shape {ref['shape_acc']:.3f}", flush=True)
     pictures = {}
     for name in a.rows:
         res = generate(tb, targets, replace(ROWS[name], steps=a.steps, progress=False))

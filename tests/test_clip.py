@@ -128,3 +128,19 @@ def test_text_bundle_ensembles_clips_with_the_same_prompts(clip):
     from cag_lib.clip import PromptBundle
     with pytest.raises(ValueError, match="same prompts"):
         PromptBundle([zero_shot_classifier(model, tok, ["a", "b"]), zero_shot_classifier(other, tok, ["b", "a"])], mae)
+
+
+def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import text_to_image
+    out = tmp_path / "t2i.json"
+    text_to_image.main(["--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--json", str(out),
+                        "--out", str(tmp_path / "grids")])
+    r = json.loads(out.read_text())
+    assert r["clips"] == 8 and r["device"] == "cpu" and len(r["prompts"]) == 10
+    assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read every real held-out scene right
+    assert 0 <= r["1 CLIP"]["shape+colour_acc"] <= 1 and set(r["1 CLIP"]["per_prompt_shape+colour"]) == set(r["prompts"])
+    assert len(list((tmp_path / "grids").glob("*.png"))) == 10
