@@ -73,16 +73,16 @@ def judge_on_reconstructions(bundle, images, labels, mask_ratio=0.75, seed=0, ba
     return accuracy(bundle.judge, torch.cat(recs), labels)
 
 
-def save_metrics(out, metrics: dict, digits: int = 4):
+def save_metrics(out, metrics: dict, digits: int = 4) -> None:
     """Write a notebook's measured numbers to <out>/metrics.json (the book's regression run compares
-    them with stored baselines); floats rounded. Returns the file's path."""
+    them with stored baselines); floats rounded. Returns nothing, so a notebook's last cell shows no
+    path object."""
     import json
     from pathlib import Path
     clean = {k: round(float(v), digits) for k, v in metrics.items()}
     Path(out).mkdir(parents=True, exist_ok=True)
     path = Path(out) / "metrics.json"
     path.write_text(json.dumps(clean, indent=2) + "\n")
-    return path
 
 
 def format_table(rows: dict) -> str:

@@ -52,6 +52,19 @@ def test_every_chapter_page_shows_a_picture():
         assert own, f"{nb.stem}.html shows no image"
 
 
+def test_chapter_pages_show_no_bare_python_reprs():
+    """After scripts/build_book.py: a cell's last expression should not leak a repr such as
+    PosixPath('...') or <Figure size ...> into the page a reader sees."""
+    if not HTML.exists():
+        if os.environ.get("CI"):
+            pytest.fail("no built book: run `python scripts/build_book.py --smoke` first")
+        pytest.skip("the book is not built (python scripts/build_book.py --smoke)")
+    for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
+        page = (HTML / "notebooks" / f"{nb.stem}.html").read_text()
+        leaks = re.findall(r"PosixPath\(|&lt;Figure size", page)
+        assert not leaks, f"{nb.stem}.html shows {leaks[0]}"
+
+
 def test_chapter_9_quotes_the_committed_benchmarks():
     """Chapter 9's prose quotes stored benchmark numbers; they must be the numbers in the JSON files."""
     import json
