@@ -216,11 +216,8 @@ class TextBundle(PromptBundle):
 
 def world_token_ids() -> torch.Tensor:
     """(K,) sorted ids of every token the shapes world's captions use (padding, start and end included)."""
-    from itertools import product
-
-    from .shapes import COLOUR_NAMES, SHAPES, SIZE_NAMES
-    captions = [f"a {z} {c} {s} on a {b} background" for z, c, s, b in product(SIZE_NAMES, COLOUR_NAMES, SHAPES,
-                                                                             COLOUR_NAMES)]
+    from .shapes import SIZE_NAMES
+    captions = [t.format(size) for t in caption_templates("size") for size in SIZE_NAMES]
     return _open_clip().get_tokenizer(SHAPES_CLIP)(captions).unique()
 
 
