@@ -16,6 +16,13 @@ def clip():
     return create_clip(SHAPES_CLIP)
 
 
+@pytest.fixture
+def mae():
+    """A tiny random RGB MAE for the shapes' 32x32 scenes."""
+    return MaskedAutoencoder(img_size=32, patch_size=4, in_chans=3, embed_dim=32, depth=1, num_heads=2,
+                             decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0).eval()
+
+
 def test_text_weights_are_normalised_template_means(clip):
     model, tok = clip
     w = text_weights(model, tok, ["red star", "blue moon"], ["a small {}", "a large {}"])   # (K, D)
@@ -46,10 +53,8 @@ def test_caption_templates_cover_every_other_attribute():
         caption_templates("texture")
 
 
-def test_text_to_image_runs_in_the_one_loop(clip):
+def test_text_to_image_runs_in_the_one_loop(clip, mae):
     model, tok = clip
-    mae = MaskedAutoencoder(img_size=32, patch_size=4, in_chans=3, embed_dim=32, depth=1, num_heads=2,
-                            decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0).eval()
     b = TextBundle(model, tok, mae)
     assert len(b.class_names) == 8 * 8 * 7
     assert b.class_index("A small red star on a blue background.") == b.class_names.index("red star on a blue background")
@@ -114,12 +119,10 @@ def test_clip_classifier_buffers_follow_the_weights_device(clip):
     assert clf.mean.device.type == clf.std.device.type == "meta"
 
 
-def test_text_bundle_ensembles_clips_with_the_same_prompts(clip):
+def test_text_bundle_ensembles_clips_with_the_same_prompts(clip, mae):
     model, tok = clip
     torch.manual_seed(1)
     other, _ = create_clip(SHAPES_CLIP)
-    mae = MaskedAutoencoder(img_size=32, patch_size=4, in_chans=3, embed_dim=32, depth=1, num_heads=2,
-                            decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0).eval()
     b = TextBundle([model, other], tok, mae)
     assert len(b.classifiers) == 2 and b.classifiers[0].class_names == b.classifiers[1].class_names
     r = generate(b, ["a red star on a blue background"], GenerateConfig(steps=2, resolutions=(32,),
