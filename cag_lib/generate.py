@@ -43,6 +43,7 @@ class GenerateConfig:
     steps: int = 250                      # optimiser steps over all stages
     resolutions: tuple = (8, 16, 32)      # progressive schedule; a single size turns it off
     lr: float = 0.05
+    lr_schedule: str = "constant"         # or "cosine": within each stage, lr decays to 0 (CosineAnnealingLR)
     use_mae: bool = True                  # eq. 3 (True) or eq. 1 (False: a targeted adversarial attack)
     mask_ratio: float = 0.75
     keep_visible: bool = False            # g(x) = decoder output everywhere (True: visible patches copied from x)
@@ -140,6 +141,8 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                    if getattr(cfg, k)]
         if coupled:
             raise ValueError(f"the MALA sampler needs a per-image energy; set {', '.join(f'{k}=0' for k in coupled)}")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {cfg.lr_schedule!r}")
     if cfg.autocast not in ("", "bf16", "fp16"):
         raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
     if cfg.distribution_weight and not class_stats:
@@ -175,6 +178,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
             x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False) if x.shape[-1] != res else x
             x = x.detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([x], lr=cfg.lr)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps) if cfg.lr_schedule == "cosine" else None
 
             def forward(xs, noise):
                 """Every used source on g(xs) (or xs), xs at the stage's resolution."""
@@ -227,6 +231,8 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                 if cfg.blur_sigma:
                     x.grad = blur_gradient(x.grad, cfg.blur_sigma)
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 with torch.no_grad():
                     x.clamp_(0, 1)
                     prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()

@@ -62,6 +62,20 @@ def test_ctrl_c_returns_the_partial_result(tiny):
     assert r.interrupted and len(r.history["loss"]) == 3 and r.images.shape == (2, 1, 32, 32)
 
 
+def test_cosine_schedule_slows_the_last_steps(tiny):
+    """lr_schedule="cosine": Adam's step shrinks towards 0 at the end of a stage (constant: it does not)."""
+    def last_move(schedule):
+        snaps = []
+        generate(tiny, ["a", "b"], GenerateConfig(steps=6, resolutions=(32,), distribution_weight=0.0, progress=False,
+                                                  snapshot_every=1, lr_schedule=schedule),
+                 callbacks=[lambda step, imgs, res: snaps.append(imgs.clone())])
+        return (snaps[-1] - snaps[-2]).abs().mean().item()
+    constant, cosine = last_move("constant"), last_move("cosine")
+    assert constant > 0.01 and cosine < 0.2 * constant   # the last cosine lr is 0.067 of the first
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        generate(tiny, ["a"], GenerateConfig(**QUICK, lr_schedule="linear"))
+
+
 def test_bad_input_is_one_clear_error(tiny):
     with pytest.raises(ValueError, match="targets is empty"):
         generate(tiny, [], GenerateConfig(**QUICK))
