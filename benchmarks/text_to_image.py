@@ -47,6 +47,11 @@ def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
     return row
 
 
+def write_json(report: dict, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--per-prompt", type=int, default=8)
@@ -96,13 +101,13 @@ def main(argv=None):
         pictures[name] = shown
         print(f"{name:20s} shape+colour {row['shape+colour_acc']:.3f}  shape {row['shape_acc']:.3f}  colour "
               f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
+        write_json(report, a.json)   # after every row: an interrupted run keeps the rows it finished
     for i, prompt in enumerate(prompts):
         sl = slice(i * a.per_prompt, (i + 1) * a.per_prompt)
         rows = {"real": real[sl], "MAE g(real)": real_g[sl], **{n: pictures[n][sl] for n in pictures}}
         rows = {k: v.cpu() for k, v in rows.items()}
         rows_figure(rows, Path(a.out) / f"{prompt.replace(' ', '_')}.png", title=f'"a {prompt}"', scale=3)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, a.json)
 
 
 if __name__ == "__main__":
