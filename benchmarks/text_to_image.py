@@ -2,6 +2,7 @@
 
     python benchmarks/text_to_image.py [--per-prompt 8] [--steps 1000] [--json PATH] [--out DIR]
                                        [--rows NAME ...] [--mae-dir DIR] [--clip-dir DIR] [--device cuda]
+                                       [--prompts held-out|seen] [--set FIELD=VALUE ...]
 
 The prompts are the 10 compositions in `cag_lib.shapes.HELD_OUT`, which the CLIP never saw as a
 caption in training (each word it saw in other scenes). Each row generates --per-prompt images per
@@ -16,6 +17,11 @@ it. Two reference rows: real scenes of each composition, and the MAE's reconstru
 real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
 much of a shape this MAE keeps. It is a reference, not a ceiling: the optimiser can find an x whose
 g(x) is sharper than a real scene's. Writes JSON and a grid per prompt.
+
+Choosing knobs: `--prompts seen` draws the 8 compositions in `cag_lib.shapes.TUNING` instead, which the
+CLIPs did see in training, and `--set` changes fields of every row's GenerateConfig, e.g.
+`--prompts seen --per-prompt 4 --rows "8 CLIPs (text recipe)" --set resolutions=16,32`. Knobs are
+chosen there; the held-out prompts only measure the result.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from cag_lib import zoo  # noqa: E402
 from cag_lib.clip import attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
-from cag_lib.shapes import HELD_OUT, make_shapes, scene_prompt  # noqa: E402
+from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
 from cag_lib.viz import rows_figure  # noqa: E402
 
 TEXT = recipe("text-to-image")   # the full recipe without eq. 6 or diversity; lr 0.02, 1000 steps (recipes.py)
@@ -45,6 +51,29 @@ def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
     row["per_prompt_shape+colour"] = {p: right["shape+colour"][i * per_prompt:(i + 1) * per_prompt].mean().item()
                                       for i, p in enumerate(prompts)}
     return row
+
+
+def parse_sets(pairs) -> dict:
+    """["resolutions=16,32", "lr=0.01", "lr_schedule=cosine"] -> GenerateConfig changes, typed like the fields."""
+    from dataclasses import fields
+
+    from cag_lib.generate import GenerateConfig
+    types = {f.name: type(getattr(GenerateConfig(), f.name)) for f in fields(GenerateConfig)}
+    changes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types:
+            raise SystemExit(f"--set {pair!r}: write FIELD=VALUE with a GenerateConfig field: {', '.join(types)}")
+        kind = types[key]
+        if value.lower() == "none":
+            changes[key] = None
+        elif kind in (tuple, type(None)):       # resolutions=16,32; classifiers=0,3
+            changes[key] = tuple(int(v) for v in value.split(","))
+        elif kind is bool:
+            changes[key] = value.lower() in ("1", "true", "yes")
+        else:
+            changes[key] = kind(value)
+    return changes
 
 
 def write_json(report: dict, path) -> None:
@@ -64,14 +93,20 @@ def main(argv=None):
     p.add_argument("--clip-dir", default=None, help="a weights folder with another shapes CLIP (written by "
                    "python -m cag_lib.train clip --bundle shapes --out DIR); default: the shipped one")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--prompts", choices=("held-out", "seen"), default="held-out",
+                   help="held-out: the 10 measured compositions; seen: 8 the CLIPs saw, for choosing knobs")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="change GenerateConfig fields of every row, e.g. resolutions=16,32 lr_schedule=cosine")
     a = p.parse_args(argv)
+    changes = parse_sets(a.set)
     torch.set_num_threads(2)
     tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir)
     judges = load_attribute_judges(a.device)
-    prompts = [scene_prompt(*t) for t in HELD_OUT]
-    triples = [t for t in HELD_OUT for _ in range(a.per_prompt)]
+    scenes = HELD_OUT if a.prompts == "held-out" else TUNING
+    prompts = [scene_prompt(*t) for t in scenes]
+    triples = [t for t in scenes for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
-    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompts": prompts, "clips": len(tb.classifiers),
+    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompt_set": a.prompts, "set": a.set, "prompts": prompts, "clips": len(tb.classifiers),
               "device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
               "torch": torch.__version__,
               "clip_zero_shot": dict(zoo.read_manifest(a.clip_dir)["shapes"]["clip"]["metrics"])}
@@ -83,7 +118,7 @@ def main(argv=None):
         report["clip"] = {"sha256": entry["sha256"], "command": entry["training"]["command"]}
     # reference: real test scenes of the same compositions
     real = torch.cat([make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
-                      for i, (c, s, b) in enumerate(HELD_OUT)]).to(a.device)             # (B, 3, 32, 32)
+                      for i, (c, s, b) in enumerate(scenes)]).to(a.device)             # (B, 3, 32, 32)
     report["real images"] = summarise(attribute_scores(judges, real, triples), prompts, a.per_prompt)
     # reference: the MAE's g(.) of those real scenes, as the sampler computes the pictures it shows
     real_g = mean_reconstruction(tb.mae, real, TEXT.mask_ratio, TEXT.keep_visible, TEXT.final_masks)
@@ -92,7 +127,7 @@ def main(argv=None):
           f"shape {ref['shape_acc']:.3f}", flush=True)
     pictures = {}
     for name in a.rows:
-        res = generate(tb, targets, replace(ROWS[name], steps=a.steps, progress=False))
+        res = generate(tb, targets, replace(ROWS[name], **{"steps": a.steps, **changes}, progress=False))
         shown, what = shown_images(res)
         row = summarise(attribute_scores(judges, shown, triples), prompts, a.per_prompt)
         row.update(shown=what, seconds=round(res.seconds, 1),

@@ -26,6 +26,11 @@ HELD_OUT = (("red", "star", "blue"), ("green", "heart", "yellow"), ("blue", "moo
             ("yellow", "cross", "purple"), ("purple", "arrow", "orange"), ("orange", "triangle", "black"),
             ("white", "circle", "red"), ("black", "square", "green"), ("red", "moon", "black"),
             ("blue", "heart", "orange"))
+# (colour, shape, background) scenes the CLIP does see in training, one per shape: the sampler's knobs for
+# text-to-image are chosen on these (benchmarks/text_to_image.py --prompts seen), never on HELD_OUT.
+TUNING = (("blue", "star", "red"), ("yellow", "heart", "green"), ("white", "moon", "blue"),
+          ("purple", "cross", "yellow"), ("orange", "arrow", "purple"), ("black", "triangle", "orange"),
+          ("red", "circle", "white"), ("green", "square", "black"))
 
 
 @dataclass(frozen=True)

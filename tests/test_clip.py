@@ -147,3 +147,26 @@ def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(tmp_path):
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read every real held-out scene right
     assert 0 <= r["1 CLIP"]["shape+colour_acc"] <= 1 and set(r["1 CLIP"]["per_prompt_shape+colour"]) == set(r["prompts"])
     assert len(list((tmp_path / "grids").glob("*.png"))) == 10
+
+
+def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(tmp_path):
+    """Knobs are chosen on TUNING (scenes in the CLIPs' training captions), measured on HELD_OUT."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from cag_lib.shapes import HELD_OUT, SHAPES, TUNING
+    assert not set(TUNING) & set(HELD_OUT) and sorted(s for _, s, _ in TUNING) == sorted(SHAPES)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import text_to_image
+    assert text_to_image.parse_sets(["resolutions=16,32", "lr=0.01", "use_mae=false", "classifiers=0,3",
+                                     "lr_schedule=cosine"]) == {"resolutions": (16, 32), "lr": 0.01, "use_mae": False,
+                                                                "classifiers": (0, 3), "lr_schedule": "cosine"}
+    with pytest.raises(SystemExit, match="GenerateConfig field"):
+        text_to_image.parse_sets(["learning_rate=0.1"])
+    out = tmp_path / "seen.json"
+    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--set",
+                        "resolutions=32", "--json", str(out), "--out", str(tmp_path / "grids")])
+    r = json.loads(out.read_text())
+    assert r["prompt_set"] == "seen" and r["set"] == ["resolutions=32"] and len(r["prompts"]) == len(TUNING)
+    assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
