@@ -97,6 +97,12 @@ def test_chapter_8_and_where_quote_the_committed_text_to_image_run():
     where = (ROOT / "book" / "where.md").read_text()
     missing = [acc[n] for n in ("8 CLIPs (text recipe)", "1 CLIP", "MAE g(real images)") if acc[n] not in where]
     assert not missing, f"book/where.md does not quote {missing} of the text-to-image JSON"
+    seen = sorted((ROOT / "benchmarks" / "results" / "text_to_image_seen").glob("*.json"))
+    assert len(seen) >= 2, "chapter 8's table of knobs tried on seen compositions needs its JSON files"
+    for f in seen:
+        row = json.loads(f.read_text())["8 CLIPs (text recipe)"]
+        assert f'| {row["shape+colour_acc"]:.3f} | {row["shape_acc"]:.3f} |' in text, \
+            f"chapter 8 does not quote {f.name}: regenerate its text from the benchmark JSON"
 
 
 def test_imagenet_page_quotes_the_stored_speed_runs():
