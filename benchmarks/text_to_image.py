@@ -121,10 +121,12 @@ def main(argv=None):
                       for i, (c, s, b) in enumerate(scenes)]).to(a.device)             # (B, 3, 32, 32)
     report["real images"] = summarise(attribute_scores(judges, real, triples), prompts, a.per_prompt)
     # reference: the MAE's g(.) of those real scenes, as the sampler computes the pictures it shows
-    real_g = mean_reconstruction(tb.mae, real, TEXT.mask_ratio, TEXT.keep_visible, TEXT.final_masks)
+    show = replace(TEXT, **changes)      # --set mask_ratio=... changes how the pictures are shown, too
+    real_g = mean_reconstruction(tb.mae, real, show.mask_ratio, show.keep_visible, show.final_masks)
     ref = report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
     print(f"{'MAE g(real images)':20s} shape+colour {ref['shape+colour_acc']:.3f}  "
           f"shape {ref['shape_acc']:.3f}", flush=True)
+    write_json(report, a.json)       # and again after every row: an interrupted run keeps what it finished
     pictures = {}
     for name in a.rows:
         res = generate(tb, targets, replace(ROWS[name], **{"steps": a.steps, **changes}, progress=False))
@@ -136,13 +138,12 @@ def main(argv=None):
         pictures[name] = shown
         print(f"{name:20s} shape+colour {row['shape+colour_acc']:.3f}  shape {row['shape_acc']:.3f}  colour "
               f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
-        write_json(report, a.json)   # after every row: an interrupted run keeps the rows it finished
+        write_json(report, a.json)
     for i, prompt in enumerate(prompts):
         sl = slice(i * a.per_prompt, (i + 1) * a.per_prompt)
         rows = {"real": real[sl], "MAE g(real)": real_g[sl], **{n: pictures[n][sl] for n in pictures}}
         rows = {k: v.cpu() for k, v in rows.items()}
         rows_figure(rows, Path(a.out) / f"{prompt.replace(' ', '_')}.png", title=f'"a {prompt}"', scale=3)
-    write_json(report, a.json)
 
 
 if __name__ == "__main__":

@@ -133,12 +133,18 @@ def test_text_bundle_ensembles_clips_with_the_same_prompts(clip, mae):
         PromptBundle([zero_shot_classifier(model, tok, ["a", "b"]), zero_shot_classifier(other, tok, ["b", "a"])], mae)
 
 
-def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(tmp_path):
-    import json
+@pytest.fixture(scope="module")
+def text_to_image():
+    """benchmarks/text_to_image.py as a module."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import text_to_image
+    return text_to_image
+
+
+def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(text_to_image, tmp_path):
+    import json
     out = tmp_path / "t2i.json"
     text_to_image.main(["--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--json", str(out),
                         "--out", str(tmp_path / "grids")])
@@ -149,16 +155,12 @@ def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(tmp_path):
     assert len(list((tmp_path / "grids").glob("*.png"))) == 10
 
 
-def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(tmp_path):
+def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_image, tmp_path):
     """Knobs are chosen on TUNING (scenes in the CLIPs' training captions), measured on HELD_OUT."""
     import json
-    import sys
-    from pathlib import Path
 
     from cag_lib.shapes import HELD_OUT, SHAPES, TUNING
     assert not set(TUNING) & set(HELD_OUT) and sorted(s for _, s, _ in TUNING) == sorted(SHAPES)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import text_to_image
     assert text_to_image.parse_sets(["resolutions=16,32", "lr=0.01", "use_mae=false", "classifiers=0,3",
                                      "lr_schedule=cosine"]) == {"resolutions": (16, 32), "lr": 0.01, "use_mae": False,
                                                                 "classifiers": (0, 3), "lr_schedule": "cosine"}
