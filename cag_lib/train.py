@@ -64,6 +64,8 @@ class TrainConfig:
     clip_model: str = "cag-shapes-clip"  # CLIP: an open_clip config name (cag_lib/clip_configs holds the small ones)
     adv_eps: float = 0.0              # CLIP: adversarial training, L2 radius of the PGD attack on images in [0, 1]
     adv_steps: int = 3                # CLIP: PGD steps per batch when adv_eps > 0
+    init: str = ""                    # fine-tune: start from this zoo model of the bundle ("" = random weights);
+    init_dir: str = ""                #   looked up in this weights folder ("" = the package's)
     limit: int = 0                    # use only the first N training images (0 = all); for tests
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
@@ -219,6 +221,8 @@ def batch_loss(cfg: TrainConfig, model, x: torch.Tensor, y: torch.Tensor, g: tor
 
 
 def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
+    if cfg.init:
+        return load_init(cfg, classes)
     if cfg.kind == "clip":
         from .clip import create_clip
         return create_clip(cfg.clip_model)[0].train().requires_grad_(True)
@@ -228,6 +232,20 @@ def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
         return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
     net = build_network(cfg.arch, in_chans, len(classes))
     return Classifier(net, 32, mean, std, classes, name=cfg.name)
+
+
+def load_init(cfg: TrainConfig, classes=()):
+    """The zoo model cfg.init (in cfg.init_dir) to fine-tune, in training mode; its architecture and input
+    statistics are the ones it was trained with."""
+    entry = zoo.read_manifest(cfg.init_dir or None).get(cfg.bundle, {}).get(cfg.init)
+    if entry is None or entry["kind"] != cfg.kind:
+        have = [n for n, e in zoo.read_manifest(cfg.init_dir or None).get(cfg.bundle, {}).items() if e["kind"] == cfg.kind]
+        raise ValueError(f"--init {cfg.init!r}: no {cfg.kind} of that name in bundle {cfg.bundle!r} of "
+                         f"{cfg.init_dir or zoo.WEIGHTS_DIR}; its {cfg.kind} models: {', '.join(have) or 'none'}")
+    if cfg.kind == "classifier" and tuple(entry["class_names"]) != tuple(classes):
+        raise ValueError(f"--init {cfg.init!r} classifies {entry['class_names']}, this run's target has {list(classes)}")
+    model = zoo.load_entry(entry, cfg.init_dir or None)
+    return model.train().requires_grad_(True)
 
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
@@ -299,11 +317,16 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                           "steps": step, "epochs": round(step / steps_per_epoch, 2), "train_images": len(x_train),
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
                           "config": {k: v for k, v in asdict(cfg).items()
-                                     if k != "out" and not (k == "mae" and cfg.kind != "mae")
+                                     if k != "out" and not (k == "mae" and (cfg.kind != "mae" or cfg.init))
+                                     and not (k in ("init", "init_dir") and not cfg.init)
                                      and not (k == "unet" and cfg.kind != "diffusion")
                                      and not (k in CLIP_ONLY and cfg.kind != "clip")}}}
     if interrupted:
         entry["training"]["interrupted_after_steps_of"] = total
+    if cfg.init:   # a fine-tuned model: what it started from
+        start = zoo.read_manifest(cfg.init_dir or None)[cfg.bundle][cfg.init]
+        entry["training"]["init"] = {"name": cfg.init, "sha256": start["sha256"],
+                                     "command": start["training"]["command"], "epochs": start["training"]["epochs"]}
     if cfg.kind == "clip":
         from .clip import _open_clip
         entry["config"] = {"model": cfg.clip_model, "open_clip_config": _open_clip().get_model_config(cfg.clip_model),
@@ -339,7 +362,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=KINDS)
     d = TrainConfig()
-    for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device", "clip_model"):
+    for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device", "clip_model", "init", "init_dir"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema", "adv_eps"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
@@ -354,6 +377,8 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = TrainConfig(**{k: v for k, v in vars(a).items() if k not in ("threads", "mae_config", "unet_config")})
+    if cfg.init and (a.mae_config or a.unet_config):
+        p.error("--init starts from a trained model, whose architecture is fixed: drop --mae-config / --unet-config")
     cfg.mae.update(a.mae_config or {})
     cfg.unet.update(a.unet_config or {})
     if cfg.kind != "classifier" and cfg.name == "resnet":

@@ -29,6 +29,31 @@ def test_mae_entry_point(tmp_path, bundle):
     assert mae.reconstruct(torch.rand(1, mae.in_chans, 32, 32)).shape == (1, mae.in_chans, 32, 32)
 
 
+def test_fine_tuning_starts_from_the_init_model_and_records_it(tmp_path):
+    small = ["--limit", "128", "--max-steps", "1", "--test-limit", "16", "--batch-size", "64"]
+    main(["mae", "--bundle", "fmnist", *small, "--mae-config", '{"embed_dim": 32, "depth": 1, "num_heads": 2}',
+          "--out", str(tmp_path / "a")])
+    # lr 0: AdamW moves nothing (weight decay is scaled by lr too), so the saved model is the init model
+    main(["mae", "--bundle", "fmnist", *small, "--lr", "0", "--seed", "5", "--init", "mae",
+          "--init-dir", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    a, b = (zoo.load_model("fmnist", "mae", weights_dir=tmp_path / d).state_dict() for d in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    start, tuned = (zoo.read_manifest(tmp_path / d)["fmnist"]["mae"] for d in "ab")
+    assert tuned["training"]["init"]["sha256"] == start["sha256"] and tuned["config"]["embed_dim"] == 32
+    assert tuned["training"]["config"]["init"] == "mae" and "mae" not in tuned["training"]["config"]
+    # without --init the same run starts from random weights
+    main(["mae", "--bundle", "fmnist", *small, "--lr", "0", "--seed", "5", "--mae-config",
+          '{"embed_dim": 32, "depth": 1, "num_heads": 2}', "--out", str(tmp_path / "c")])
+    c = zoo.load_model("fmnist", "mae", weights_dir=tmp_path / "c").state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ValueError, match="its mae models: mae"):
+        main(["mae", "--bundle", "fmnist", *small, "--init", "nope", "--init-dir", str(tmp_path / "a"),
+              "--out", str(tmp_path / "d")])
+    with pytest.raises(SystemExit):   # the architecture comes from the init model
+        main(["mae", "--bundle", "fmnist", *small, "--init", "mae", "--init-dir", str(tmp_path / "a"),
+              "--mae-config", '{"depth": 2}'])
+
+
 def test_diffusion_entry_point(tmp_path):
     main(["diffusion", "--bundle", "fmnist", "--limit", "64", "--max-steps", "2", "--test-limit", "16",
           "--batch-size", "32", "--augment", "none", "--ema", "0.9", "--out", str(tmp_path),
