@@ -2,7 +2,8 @@
 
     python benchmarks/text_to_image.py [--per-prompt 8] [--steps 1000] [--json PATH] [--out DIR]
                                        [--rows NAME ...] [--mae-dir DIR] [--clip-dir DIR] [--device cuda]
-                                       [--prompts held-out|seen] [--set FIELD=VALUE ...]
+                                       [--prompts held-out|seen] [--set FIELD=VALUE ...] [--clips N]
+                                       [--threads 2]
 
 The prompts are the 10 compositions in `cag_lib.shapes.HELD_OUT`, which the CLIP never saw as a
 caption in training (each word it saw in other scenes). Each row generates --per-prompt images per
@@ -11,7 +12,7 @@ shapes bundle's ConvNeXt judge (shape) and two attribute judges (colour, backgro
 right when shape and colour are both right (issue 5's measure; the background is reported too).
 Rows: the text recipe (`recipes.RECIPES["text-to-image"]`: the full recipe without eq. 6, as there are
 no real images of a new composition, and without diversity; its knobs were chosen on compositions the
-CLIPs saw) with the ensemble of the world's 8 CLIPs; the same without the MAE, with the diversity loss,
+CLIPs saw) with the ensemble of the world's CLIPs (--clips N: the first N of them; default 8); the same without the MAE, with the diversity loss,
 and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
 it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
 real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
@@ -35,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib import zoo  # noqa: E402
-from cag_lib.clip import attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
+from cag_lib.clip import SHAPES_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
 from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
@@ -97,10 +98,15 @@ def main(argv=None):
                    help="held-out: the 10 measured compositions; seen: 8 the CLIPs saw, for choosing knobs")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="change GenerateConfig fields of every row, e.g. resolutions=16,32 lr_schedule=cosine")
+    p.add_argument("--clips", type=int, default=8, help=f"ensemble the first N of the world's "
+                   f"{len(SHAPES_CLIPS)} CLIPs (rows named '8 CLIPs ...' use N)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (two runs side by side on 2 cores: 1 each)")
     a = p.parse_args(argv)
+    if not 1 <= a.clips <= len(SHAPES_CLIPS):
+        raise SystemExit(f"--clips {a.clips}: the shapes world ships {len(SHAPES_CLIPS)} CLIPs; give 1 to {len(SHAPES_CLIPS)}")
     changes = parse_sets(a.set)
-    torch.set_num_threads(2)
-    tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir)
+    torch.set_num_threads(a.threads)
+    tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir, members=SHAPES_CLIPS[:a.clips])
     judges = load_attribute_judges(a.device)
     scenes = HELD_OUT if a.prompts == "held-out" else TUNING
     prompts = [scene_prompt(*t) for t in scenes]

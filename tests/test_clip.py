@@ -168,7 +168,10 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
         text_to_image.parse_sets(["learning_rate=0.1"])
     out = tmp_path / "seen.json"
     text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--set",
-                        "resolutions=32", "--json", str(out), "--out", str(tmp_path / "grids")])
+                        "resolutions=32", "--clips", "3", "--json", str(out), "--out", str(tmp_path / "grids")])
     r = json.loads(out.read_text())
     assert r["prompt_set"] == "seen" and r["set"] == ["resolutions=32"] and len(r["prompts"]) == len(TUNING)
+    assert r["clips"] == 3                                       # the ensemble's size is the --clips asked for
+    with pytest.raises(SystemExit, match="give 1 to"):
+        text_to_image.main(["--clips", "0"])
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
