@@ -141,7 +141,7 @@ def main(argv=None):
         row.update(shown=what, seconds=round(res.seconds, 1),
                    clip_target_prob=res.history["target_prob"][-1])
         report[name] = row
-        pictures[name] = shown
+        pictures[name.replace("8 CLIPs", f"{len(tb.classifiers)} CLIPs")] = shown   # grids say how many
         print(f"{name:20s} shape+colour {row['shape+colour_acc']:.3f}  shape {row['shape_acc']:.3f}  colour "
               f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
         write_json(report, a.json)
