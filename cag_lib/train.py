@@ -221,8 +221,6 @@ def batch_loss(cfg: TrainConfig, model, x: torch.Tensor, y: torch.Tensor, g: tor
 
 
 def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
-    if cfg.init:
-        return load_init(cfg, classes)
     if cfg.kind == "clip":
         from .clip import create_clip
         return create_clip(cfg.clip_model)[0].train().requires_grad_(True)
@@ -234,18 +232,18 @@ def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
     return Classifier(net, 32, mean, std, classes, name=cfg.name)
 
 
-def load_init(cfg: TrainConfig, classes=()):
-    """The zoo model cfg.init (in cfg.init_dir) to fine-tune, in training mode; its architecture and input
-    statistics are the ones it was trained with."""
-    entry = zoo.read_manifest(cfg.init_dir or None).get(cfg.bundle, {}).get(cfg.init)
+def init_entry(cfg: TrainConfig, classes=()) -> dict:
+    """The manifest entry of the zoo model cfg.init (in cfg.init_dir) that a fine-tuning run starts from;
+    its architecture and input statistics are the ones it was trained with."""
+    models = zoo.read_manifest(cfg.init_dir or None).get(cfg.bundle, {})
+    entry = models.get(cfg.init)
     if entry is None or entry["kind"] != cfg.kind:
-        have = [n for n, e in zoo.read_manifest(cfg.init_dir or None).get(cfg.bundle, {}).items() if e["kind"] == cfg.kind]
+        have = [n for n, e in models.items() if e["kind"] == cfg.kind]
         raise ValueError(f"--init {cfg.init!r}: no {cfg.kind} of that name in bundle {cfg.bundle!r} of "
                          f"{cfg.init_dir or zoo.WEIGHTS_DIR}; its {cfg.kind} models: {', '.join(have) or 'none'}")
     if cfg.kind == "classifier" and tuple(entry["class_names"]) != tuple(classes):
         raise ValueError(f"--init {cfg.init!r} classifies {entry['class_names']}, this run's target has {list(classes)}")
-    model = zoo.load_entry(entry, cfg.init_dir or None)
-    return model.train().requires_grad_(True)
+    return entry
 
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
@@ -256,7 +254,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train, classes = training_data(cfg, "train", cfg.limit or None)
     mean, std = channel_stats(x_train)
-    model = build(cfg, x_train.shape[1], mean, std, classes).to(cfg.device)
+    start = init_entry(cfg, classes) if cfg.init else None   # fine-tuning: the model to start from
+    model = (zoo.load_entry(start, cfg.init_dir or None).requires_grad_(True) if start
+             else build(cfg, x_train.shape[1], mean, std, classes)).to(cfg.device)
     model.train()
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
@@ -323,8 +323,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                                      and not (k in CLIP_ONLY and cfg.kind != "clip")}}}
     if interrupted:
         entry["training"]["interrupted_after_steps_of"] = total
-    if cfg.init:   # a fine-tuned model: what it started from
-        start = zoo.read_manifest(cfg.init_dir or None)[cfg.bundle][cfg.init]
+    if start:   # a fine-tuned model: what it started from
         entry["training"]["init"] = {"name": cfg.init, "sha256": start["sha256"],
                                      "command": start["training"]["command"], "epochs": start["training"]["epochs"]}
     if cfg.kind == "clip":
