@@ -98,10 +98,14 @@ def main(argv=None):
                    help="held-out: the 10 measured compositions; seen: 8 the CLIPs saw, for choosing knobs")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="change GenerateConfig fields of every row, e.g. resolutions=16,32 lr_schedule=cosine")
-    p.add_argument("--clips", type=int, default=8, help=f"ensemble the first N of the world's "
-                   f"{len(SHAPES_CLIPS)} CLIPs (rows named '8 CLIPs ...' use N)")
+    p.add_argument("--clips", type=int, default=None, help=f"ensemble the first N of the world's "
+                   f"{len(SHAPES_CLIPS)} CLIPs (default 8; rows named '8 CLIPs ...' use N)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (two runs side by side on 2 cores: 1 each)")
     a = p.parse_args(argv)
+    if a.clips is not None and a.clip_dir:
+        raise SystemExit(f"--clips {a.clips} picks among the shipped CLIPs, but --clip-dir gives a bundle with the "
+                         "one CLIP in that folder: drop --clips, or drop --clip-dir to ensemble the shipped ones")
+    a.clips = 8 if a.clips is None else a.clips
     if not 1 <= a.clips <= len(SHAPES_CLIPS):
         raise SystemExit(f"--clips {a.clips}: the shapes world ships {len(SHAPES_CLIPS)} CLIPs; give 1 to {len(SHAPES_CLIPS)}")
     changes = parse_sets(a.set)
