@@ -270,13 +270,13 @@ def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> d
     return right
 
 
-# the shapes world's CLIPs: the same recipe trained from 12 seeds (chapter 8 ensembles them; 1-7 were
-# trained on a lent H100, 0 and 8-11 on the 2-core CPU)
-SHAPES_CLIPS = ("clip",) + tuple(f"clip_seed{i}" for i in range(1, 12))
+# the shapes world's CLIPs: the same recipe trained from 16 seeds (chapter 8 ensembles them; 1-7 were
+# trained on a lent H100, 0 and 8-15 on the 2-core CPU)
+SHAPES_CLIPS = ("clip",) + tuple(f"clip_seed{i}" for i in range(1, 16))
 
 
 def load_text_bundle(device="cpu", weights_dir=None, clip_dir=None, mae_dir=None, members=SHAPES_CLIPS) -> TextBundle:
-    """The shapes world's CLIPs (`members`, zoo names; default all 12: an ensemble) and MAE as a
+    """The shapes world's CLIPs (`members`, zoo names; default all 16: an ensemble) and MAE as a
     TextBundle; clip_dir / mae_dir: weights folders of other runs of `python -m cag_lib.train` to take
     that model from instead (clip_dir: its one CLIP, named "clip")."""
     from . import zoo
