@@ -116,16 +116,16 @@ def main(argv=None):
     prompts = [scene_prompt(*t) for t in scenes]
     triples = [t for t in scenes for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
+    clip = zoo.read_manifest(a.clip_dir)["shapes"]["clip"]     # the shipped first CLIP, or --clip-dir's one
     report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompt_set": a.prompts, "set": a.set, "prompts": prompts, "clips": len(tb.classifiers),
               "device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
               "torch": torch.__version__,
-              "clip_zero_shot": dict(zoo.read_manifest(a.clip_dir)["shapes"]["clip"]["metrics"])}
+              "clip_zero_shot": dict(clip["metrics"])}
     if a.mae_dir:
         entry = zoo.read_manifest(a.mae_dir)["shapes"]["mae"]
         report["mae"] = {k: entry[k] for k in ("metrics", "sha256")} | {"command": entry["training"]["command"]}
     if a.clip_dir:
-        entry = zoo.read_manifest(a.clip_dir)["shapes"]["clip"]
-        report["clip"] = {"sha256": entry["sha256"], "command": entry["training"]["command"]}
+        report["clip"] = {"sha256": clip["sha256"], "command": clip["training"]["command"]}
     # reference: real test scenes of the same compositions
     real = torch.cat([make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
                       for i, (c, s, b) in enumerate(scenes)]).to(a.device)             # (B, 3, 32, 32)
