@@ -246,6 +246,15 @@ def init_entry(cfg: TrainConfig, classes=()) -> dict:
     return entry
 
 
+def one_cycle(opt, lr: float, total: int):
+    """Linear warm-up over the first 10% of `total` steps, then cosine decay (torch's OneCycleLR).
+    OneCycleLR divides by zero when pct_start * total is exactly 1 (total = 10), so the warm-up is
+    nudged there."""
+    pct = 0.1 if abs(0.1 * total - 1) > 1e-9 else 0.15
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct,
+                                               anneal_strategy="cos", cycle_momentum=False)
+
+
 def train(cfg: TrainConfig, command: str = "") -> dict:
     """Train one model as cfg says, save it, measure it, record it in the manifest; returns the entry."""
     if cfg.kind not in KINDS:
@@ -265,8 +274,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     betas = (0.9, 0.999) if cfg.kind == "classifier" else (0.9, 0.95)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay, betas=betas)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1,
-                                                anneal_strategy="cos", cycle_momentum=False)
+    sched = one_cycle(opt, cfg.lr, total)
     clip_loss = None
     if cfg.kind == "clip":
         from open_clip import ClipLoss

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cag_lib import zoo
-from cag_lib.train import TrainConfig, augment, main
+from cag_lib.train import TrainConfig, augment, main, one_cycle
 
 
 @pytest.mark.parametrize("bundle,arch,extra", [
@@ -169,3 +169,15 @@ def test_interrupted_training_saves_and_records_what_was_done(tmp_path, monkeypa
     entry = zoo.read_manifest(tmp_path)["fmnist"]["resnet"]
     assert entry["training"]["steps"] == 2 and entry["training"]["interrupted_after_steps_of"] == 6
     assert zoo.load_model("fmnist", "resnet", weights_dir=tmp_path)(torch.rand(1, 1, 32, 32)).logits.shape == (1, 10)
+
+
+@pytest.mark.parametrize("total", [1, 2, 9, 10, 11, 20])
+def test_learning_rate_schedule_runs_any_number_of_steps(total):   # OneCycleLR alone fails at total = 10
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = one_cycle(opt, 1e-3, total)
+    lrs = []
+    for _ in range(total):   # as train() steps it
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) <= 1e-3 * (1 + 1e-6) and min(lrs) > 0
