@@ -3,7 +3,7 @@
     python benchmarks/text_to_image.py [--per-prompt 8] [--steps 1000] [--json PATH] [--out DIR]
                                        [--rows NAME ...] [--mae-dir DIR] [--clip-dir DIR] [--device cuda]
                                        [--prompts held-out|seen] [--set FIELD=VALUE ...] [--clips N]
-                                       [--threads 2]
+                                       [--robust] [--threads 2]
 
 The prompts are the 10 compositions in `cag_lib.shapes.HELD_OUT`, which the CLIP never saw as a
 caption in training (each word it saw in other scenes). Each row generates --per-prompt images per
@@ -12,8 +12,8 @@ shapes bundle's ConvNeXt judge (shape) and two attribute judges (colour, backgro
 right when shape and colour are both right (issue 5's measure; the background is reported too).
 Rows: the text recipe (`recipes.RECIPES["text-to-image"]`: the full recipe without eq. 6, as there are
 no real images of a new composition, and without diversity; its knobs were chosen on compositions the
-CLIPs saw) with the ensemble of the world's CLIPs (--clips N: the first N of them; default 8); the same without the MAE, with the diversity loss,
-and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
+CLIPs saw) with the ensemble of the world's CLIPs (--clips N: the first N of them; default 8; --robust: the adversarially fine-tuned ones instead);
+the same without the MAE, with the diversity loss, and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
 it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
 real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
 much of a shape this MAE keeps. It is a reference, not a ceiling: the optimiser can find an x whose
@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib import zoo  # noqa: E402
-from cag_lib.clip import SHAPES_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
+from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
 from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
@@ -100,24 +100,30 @@ def main(argv=None):
                    help="change GenerateConfig fields of every row, e.g. resolutions=16,32 lr_schedule=cosine")
     p.add_argument("--clips", type=int, default=None, help=f"ensemble the first N of the world's "
                    f"{len(SHAPES_CLIPS)} CLIPs (default 8; rows named '8 CLIPs ...' use N)")
+    p.add_argument("--robust", action="store_true", help=f"ensemble the world's {len(SHAPES_ROBUST_CLIPS)} "
+                   "adversarially fine-tuned CLIPs instead (--clips N: the first N of them)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (two runs side by side on 2 cores: 1 each)")
     a = p.parse_args(argv)
-    if a.clips is not None and a.clip_dir:
-        raise SystemExit(f"--clips {a.clips} picks among the shipped CLIPs, but --clip-dir gives a bundle with the "
-                         "one CLIP in that folder: drop --clips, or drop --clip-dir to ensemble the shipped ones")
+    if (a.clips is not None or a.robust) and a.clip_dir:
+        raise SystemExit(f"--{'robust' if a.robust else 'clips'} picks among the shipped CLIPs, but --clip-dir gives a "
+                         "bundle with the one CLIP in that folder: drop it, or drop --clip-dir to ensemble the shipped ones")
+    shipped = SHAPES_ROBUST_CLIPS if a.robust else SHAPES_CLIPS
     a.clips = 8 if a.clips is None else a.clips
-    if not 1 <= a.clips <= len(SHAPES_CLIPS):
-        raise SystemExit(f"--clips {a.clips}: the shapes world ships {len(SHAPES_CLIPS)} CLIPs; give 1 to {len(SHAPES_CLIPS)}")
+    if not 1 <= a.clips <= len(shipped):
+        raise SystemExit(f"--clips {a.clips}: the shapes world ships {len(shipped)} "
+                         f"{'robust ' if a.robust else ''}CLIPs; give 1 to {len(shipped)}")
+    members = ("clip",) if a.clip_dir else shipped[:a.clips]
     changes = parse_sets(a.set)
     torch.set_num_threads(a.threads)
-    tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir, members=SHAPES_CLIPS[:a.clips])
+    tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir, members=members)
     judges = load_attribute_judges(a.device)
     scenes = HELD_OUT if a.prompts == "held-out" else TUNING
     prompts = [scene_prompt(*t) for t in scenes]
     triples = [t for t in scenes for _ in range(a.per_prompt)]
     targets = [scene_prompt(*t) for t in triples]
-    clip = zoo.read_manifest(a.clip_dir)["shapes"]["clip"]     # the shipped first CLIP, or --clip-dir's one
-    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompt_set": a.prompts, "set": a.set, "prompts": prompts, "clips": len(tb.classifiers),
+    clip = zoo.read_manifest(a.clip_dir)["shapes"][members[0]]     # the first member, or --clip-dir's one
+    report = {"per_prompt": a.per_prompt, "steps": a.steps, "prompt_set": a.prompts, "set": a.set, "prompts": prompts,
+              "clips": len(tb.classifiers), "members": list(members),
               "device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
               "torch": torch.__version__,
               "clip_zero_shot": dict(clip["metrics"])}
@@ -145,7 +151,8 @@ def main(argv=None):
         row.update(shown=what, seconds=round(res.seconds, 1),
                    clip_target_prob=res.history["target_prob"][-1])
         report[name] = row
-        pictures[name.replace("8 CLIPs", f"{len(tb.classifiers)} CLIPs")] = shown   # grids say how many
+        label = f"{len(tb.classifiers)} {'robust ' if a.robust else ''}CLIPs"
+        pictures[name.replace("8 CLIPs", label)] = shown   # grids say how many and which
         print(f"{name:20s} shape+colour {row['shape+colour_acc']:.3f}  shape {row['shape_acc']:.3f}  colour "
               f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
         write_json(report, a.json)

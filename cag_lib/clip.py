@@ -273,6 +273,10 @@ def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> d
 # the shapes world's CLIPs: the same recipe trained from 16 seeds (chapter 8 ensembles them; 1-7 were
 # trained on a lent H100, 0 and 8-15 on the 2-core CPU)
 SHAPES_CLIPS = ("clip",) + tuple(f"clip_seed{i}" for i in range(1, 16))
+# the first 8 of them fine-tuned 3 epochs on adversarial images (PGD in an L2 ball of radius 0.5,
+# `python -m cag_lib.train clip --init NAME --adv-eps 0.5 ...`): their input gradients point at
+# visible features, so they guide the sampler better (chapter 8, "Robust CLIPs")
+SHAPES_ROBUST_CLIPS = tuple(f"clip_adv{i}" for i in range(8))
 
 
 def load_text_bundle(device="cpu", weights_dir=None, clip_dir=None, mae_dir=None, members=SHAPES_CLIPS) -> TextBundle:

@@ -219,10 +219,14 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
             if e["kind"] == "clip":
                 tower = "ResNet" if isinstance(e["config"]["open_clip_config"]["vision_cfg"]["layers"], list) else "ViT"
                 arch = f"open_clip `{e['config']['model']}` ({tower} + text transformer)"
+                if e["training"].get("config", {}).get("adv_eps"):
+                    arch += f", adversarially fine-tuned (L2 {e['training']['config']['adv_eps']:g})"
             elif e["kind"] == "diffusion":
                 arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
             else:
                 arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
+            if e["training"].get("init"):   # fine-tuned (python -m cag_lib.train --init NAME)
+                arch += f" from {e['training']['init']['name']}"
             lines.append(f"| {b} | {name} | {e['role']} | {arch} | {e['params'] / 1e6:.2f} M | {metric} "
                          f"| {e['training']['seconds'] / 60:.1f} min "
                          f"({'GPU' if e['training'].get('device', 'cpu').startswith('cuda') else 'CPU'}) |")

@@ -174,6 +174,9 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
     assert r["clips"] == 3                                       # the ensemble's size is the --clips asked for
     with pytest.raises(SystemExit, match="give 1 to"):
         text_to_image.main(["--clips", "0"])
-    with pytest.raises(SystemExit, match="drop --clips"):        # --clip-dir's bundle has one CLIP: not silently ignored
-        text_to_image.main(["--clips", "3", "--clip-dir", str(tmp_path)])
+    for flag in (["--clips", "3"], ["--robust"]):               # --clip-dir's bundle has one CLIP: not silently ignored
+        with pytest.raises(SystemExit, match="drop --clip-dir"):
+            text_to_image.main([*flag, "--clip-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="ships 8 robust CLIPs"):
+        text_to_image.main(["--robust", "--clips", "9"])
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
