@@ -133,6 +133,17 @@ def test_text_bundle_ensembles_clips_with_the_same_prompts(clip, mae):
         PromptBundle([zero_shot_classifier(model, tok, ["a", "b"]), zero_shot_classifier(other, tok, ["b", "a"])], mae)
 
 
+def test_robust_clips_are_adversarial_fine_tunes_of_shipped_clips():
+    """Each robust CLIP's manifest entry names the shipped CLIP it started from (by sha256) and its PGD radius."""
+    from cag_lib import zoo
+    from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS
+    shapes = zoo.read_manifest()["shapes"]
+    for name in SHAPES_ROBUST_CLIPS:
+        t = shapes[name]["training"]
+        assert t["config"]["adv_eps"] > 0 and t["init"]["name"] in SHAPES_CLIPS, name
+        assert t["init"]["sha256"] == shapes[t["init"]["name"]]["sha256"], f"{name} started from another file"
+
+
 @pytest.fixture(scope="module")
 def text_to_image():
     """benchmarks/text_to_image.py as a module."""
@@ -179,4 +190,7 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
             text_to_image.main([*flag, "--clip-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="ships 8 robust CLIPs"):
         text_to_image.main(["--robust", "--clips", "9"])
+    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--robust",
+                        "--clips", "2", "--json", str(out), "--out", str(tmp_path / "grids")])
+    assert json.loads(out.read_text())["members"] == ["clip_adv0", "clip_adv1"]
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
