@@ -12,9 +12,10 @@ shapes bundle's ConvNeXt judge (shape) and two attribute judges (colour, backgro
 right when shape and colour are both right (issue 5's measure; the background is reported too).
 Rows: the text recipe (`recipes.RECIPES["text-to-image"]`: the full recipe without eq. 6, as there are
 no real images of a new composition, and without diversity; its knobs were chosen on compositions the
-CLIPs saw) with the ensemble of the world's CLIPs (--clips N: the first N of them; default 8; --robust: the adversarially fine-tuned ones instead);
-the same without the MAE, with the diversity loss, and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row uses
-it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
+CLIPs saw) with the ensemble of the world's CLIPs (--clips N: the first N of them; default 8;
+--robust: the adversarially fine-tuned ones instead); the same without the MAE, with the diversity
+loss, and with one CLIP instead of 8. With --clip-dir the bundle has that one CLIP only, so every row
+uses it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
 real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
 much of a shape this MAE keeps. It is a reference, not a ceiling: the optimiser can find an x whose
 g(x) is sharper than a real scene's. Writes JSON and a grid per prompt.
