@@ -18,7 +18,9 @@ loss, and with one CLIP instead of 8. With --clip-dir the bundle has that one CL
 uses it. Two reference rows: real scenes of each composition, and the MAE's reconstruction g(.) of those
 real scenes as the sampler shows its pictures (mask ratio and number of masks of the recipe): how
 much of a shape this MAE keeps. It is a reference, not a ceiling: the optimiser can find an x whose
-g(x) is sharper than a real scene's. Writes JSON and a grid per prompt.
+g(x) is sharper than a real scene's. Every row also records "diversity": the mean distance between two
+pictures of one prompt in the shape judge's features (the real scenes' row says how far apart real
+scenes of one composition are). Writes JSON and a grid per prompt.
 
 Choosing knobs: `--prompts seen` draws the 8 compositions in `cag_lib.shapes.TUNING` instead, which the
 CLIPs did see in training, and `--set` changes fields of every row's GenerateConfig, e.g.
@@ -39,8 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib import zoo  # noqa: E402
 from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
+from cag_lib.metrics import intra_class_diversity  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
 from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
+from cag_lib.stats import features  # noqa: E402
 from cag_lib.viz import rows_figure  # noqa: E402
 
 TEXT = recipe("text-to-image")   # the full recipe without eq. 6 or diversity; lr 0.02, 1000 steps (recipes.py)
@@ -48,8 +52,12 @@ ROWS = {"8 CLIPs (text recipe)": TEXT, "8 CLIPs - MAE": replace(TEXT, use_mae=Fa
         "8 CLIPs + diversity": replace(TEXT, diversity_weight=1.0), "1 CLIP": replace(TEXT, classifiers=(0,))}
 
 
-def summarise(right: dict, prompts: list, per_prompt: int) -> dict:
+def summarise(right: dict, prompts: list, per_prompt: int, judges: dict, images: torch.Tensor) -> dict:
+    """Attribute accuracies, per prompt too, and the diversity of each prompt's pictures: the mean
+    distance between two pictures of one prompt in the shape judge's features (metrics.py)."""
     row = {f"{k}_acc": v.mean().item() for k, v in right.items()}
+    prompt_of = torch.arange(len(prompts)).repeat_interleave(per_prompt)            # (B,)
+    row["diversity"] = intra_class_diversity(features(judges["shape"], images), prompt_of)
     row["per_prompt_shape+colour"] = {p: right["shape+colour"][i * per_prompt:(i + 1) * per_prompt].mean().item()
                                       for i, p in enumerate(prompts)}
     return row
@@ -136,11 +144,15 @@ def main(argv=None):
     # reference: real test scenes of the same compositions
     real = torch.cat([make_shapes(a.per_prompt, seed=100 + i, colour=c, shape=s, background=b).images
                       for i, (c, s, b) in enumerate(scenes)]).to(a.device)             # (B, 3, 32, 32)
-    report["real images"] = summarise(attribute_scores(judges, real, triples), prompts, a.per_prompt)
+
+    def score(images):                   # (B, 3, 32, 32) in prompt order -> a row of the report
+        return summarise(attribute_scores(judges, images, triples), prompts, a.per_prompt, judges, images)
+
+    report["real images"] = score(real)
     # reference: the MAE's g(.) of those real scenes, as the sampler computes the pictures it shows
     show = replace(TEXT, **changes)      # --set mask_ratio=... changes how the pictures are shown, too
     real_g = mean_reconstruction(tb.mae, real, show.mask_ratio, show.keep_visible, show.final_masks)
-    ref = report["MAE g(real images)"] = summarise(attribute_scores(judges, real_g, triples), prompts, a.per_prompt)
+    ref = report["MAE g(real images)"] = score(real_g)
     print(f"{'MAE g(real images)':20s} shape+colour {ref['shape+colour_acc']:.3f}  "
           f"shape {ref['shape_acc']:.3f}", flush=True)
     write_json(report, a.json)       # and again after every row: an interrupted run keeps what it finished
@@ -148,14 +160,15 @@ def main(argv=None):
     for name in a.rows:
         res = generate(tb, targets, replace(ROWS[name], **{"steps": a.steps, **changes}, progress=False))
         shown, what = shown_images(res)
-        row = summarise(attribute_scores(judges, shown, triples), prompts, a.per_prompt)
+        row = score(shown)
         row.update(shown=what, seconds=round(res.seconds, 1),
                    clip_target_prob=res.history["target_prob"][-1])
         report[name] = row
         label = f"{len(tb.classifiers)} {'robust ' if a.robust else ''}CLIPs"
         pictures[name.replace("8 CLIPs", label)] = shown   # grids say how many and which
         print(f"{name:20s} shape+colour {row['shape+colour_acc']:.3f}  shape {row['shape_acc']:.3f}  colour "
-              f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  ({row['seconds']:.0f} s)", flush=True)
+              f"{row['colour_acc']:.3f}  background {row['background_acc']:.3f}  diversity {row['diversity']:.2f}  "
+              f"({row['seconds']:.0f} s)", flush=True)
         write_json(report, a.json)
     for i, prompt in enumerate(prompts):
         sl = slice(i * a.per_prompt, (i + 1) * a.per_prompt)

@@ -157,13 +157,27 @@ def text_to_image():
 def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(text_to_image, tmp_path):
     import json
     out = tmp_path / "t2i.json"
-    text_to_image.main(["--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--json", str(out),
+    text_to_image.main(["--per-prompt", "2", "--steps", "2", "--rows", "1 CLIP", "--json", str(out),
                         "--out", str(tmp_path / "grids")])
     r = json.loads(out.read_text())
     assert r["clips"] == 8 and r["device"] == "cpu" and len(r["prompts"]) == 10
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read every real held-out scene right
+    assert r["real images"]["diversity"] > 0 and r["1 CLIP"]["diversity"] >= 0   # two pictures of a prompt differ
     assert 0 <= r["1 CLIP"]["shape+colour_acc"] <= 1 and set(r["1 CLIP"]["per_prompt_shape+colour"]) == set(r["prompts"])
     assert len(list((tmp_path / "grids").glob("*.png"))) == 10
+
+
+def test_text_to_image_diversity_is_zero_for_copies_and_grows_with_spread(text_to_image):
+    """A row's "diversity": mean distance between two pictures of one prompt in the shape judge's features."""
+    from cag_lib.clip import load_attribute_judges
+    from cag_lib.shapes import make_shapes
+    judges = load_attribute_judges()
+    right = {"shape+colour": torch.ones(4)}
+    one = make_shapes(1, seed=0).images                                          # (1, 3, 32, 32)
+    copies = text_to_image.summarise(right, ["a", "b"], 2, judges, one.repeat(4, 1, 1, 1))
+    assert copies["diversity"] == pytest.approx(0.0, abs=1e-6)
+    spread = text_to_image.summarise(right, ["a", "b"], 2, judges, make_shapes(4, seed=1).images)
+    assert spread["diversity"] > 0.1
 
 
 def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_image, tmp_path):
