@@ -101,11 +101,15 @@ def test_chapter_8_and_where_quote_the_committed_text_to_image_run():
     assert len(seen) >= 2, "chapter 8's table of knobs tried on seen compositions needs its JSON files"
     # ... and the held-out runs of 8, 12 and 16 CLIPs on the CPU ("More CLIPs"; 16 with two sampler seeds)
     # and of the 8 robust CLIPs ("Robust CLIPs", two sampler seeds)
+    # and the robust ensemble without the MAE and with the diversity loss ("..._ablation.json")
     cpu = sorted((ROOT / "benchmarks" / "results").glob("text_to_image_shapes_cpu_*clips*.json"))
-    assert len(cpu) == 6
+    assert len(cpu) == 7
     for f in cpu:
-        assert f'{json.loads(f.read_text())["8 CLIPs (text recipe)"]["shape+colour_acc"]:.3f}' in where, \
-            f"book/where.md does not quote {f.name}"
+        for name, row in json.loads(f.read_text()).items():
+            if "CLIPs" in name:
+                assert f'{row["shape+colour_acc"]:.3f}' in where, f"book/where.md does not quote {name} of {f.name}"
+                assert f'| {row["shape+colour_acc"]:.3f} | {row["shape_acc"]:.3f} |' in text, \
+                    f"chapter 8 does not quote {name} of {f.name}: regenerate its text from the benchmark JSON"
     for f in seen + cpu:
         row = json.loads(f.read_text())["8 CLIPs (text recipe)"]
         assert f'| {row["shape+colour_acc"]:.3f} | {row["shape_acc"]:.3f} |' in text, \
