@@ -204,7 +204,7 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
             text_to_image.main([*flag, "--clip-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="ships 8 robust CLIPs"):
         text_to_image.main(["--robust", "--clips", "9"])
+    assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
     text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--robust",
                         "--clips", "2", "--json", str(out), "--out", str(tmp_path / "grids")])
     assert json.loads(out.read_text())["members"] == ["clip_adv0", "clip_adv1"]
-    assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
