@@ -107,6 +107,18 @@ def initial_images(batch: int, chans: int, res: int, std: float, generator: torc
     return (0.5 + std * torch.randn(batch, chans, res, res, generator=generator)).clamp(0, 1)
 
 
+def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.Tensor:
+    """Given start images (B, C, H, W) in [0, 1], checked against the targets, at the first stage's size."""
+    if not isinstance(init, torch.Tensor) or init.ndim != 4 or tuple(init.shape[:2]) != (batch, chans):
+        shape = tuple(init.shape) if isinstance(init, torch.Tensor) else type(init).__name__
+        raise ValueError(f"init must be a tensor (B={batch}, C={chans}, H, W) in [0, 1], one image per "
+                         f"target; got {shape}")
+    x = init.detach().float().cpu().clamp(0, 1)
+    if x.shape[-2:] != (res, res):
+        x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
 def blur_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian-blur a gradient (B, C, H, W): DeepDream's low-pass trick."""
     k = 2 * math.ceil(2 * sigma) + 1
@@ -120,13 +132,16 @@ def jitter_images(x: torch.Tensor, pixels: int, generator: torch.Generator) -> t
 
 
 def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
-             class_stats: tuple | None = None, class_grams: list | None = None) -> Result:
+             class_stats: tuple | None = None, class_grams: list | None = None,
+             init: torch.Tensor | None = None) -> Result:
     """Generate one image per target with the bundle's (or models') classifiers; see the module doc.
 
     models: a zoo Bundle (classifiers, mae, class_index). class_stats: for eq. 6, a list with one
     (mean (K, D), std (K, D)) per used classifier (see cag_lib.stats.class_feature_stats).
     class_grams: for the Gram term, one (K, C, C) per used classifier (cag_lib.stats.class_gram_stats).
-    callbacks: functions called as cb(step, images, result) every `snapshot_every` steps."""
+    callbacks: functions called as cb(step, images, result) every `snapshot_every` steps.
+    init: start images (B, C, H, W) in [0, 1] instead of seeded noise (e.g. an interrupted run's
+    `res.images`, or per-image seeded noise as `cag_lib.sample` makes); resized to the first stage."""
     cfg = config or GenerateConfig()
     mae = models.mae
     size = mae.img_size
@@ -166,7 +181,8 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     y = y.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
-    x = initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen).to(device)
+    x = (initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen) if init is None
+         else start_images(init, len(y), models.in_chans, cfg.resolutions[0])).to(device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                          enabled=bool(cfg.autocast))
     result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": [], "resolution": []})

@@ -3,8 +3,10 @@ images in the judge's feature space, and intra-class diversity of judge features
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from .models import accuracy, predict
 from .stats import features
@@ -32,6 +34,36 @@ def intra_class_diversity(f: torch.Tensor, labels: torch.Tensor) -> float:
             d = torch.cdist(g.double(), g.double())
             dists.append(d[~torch.eye(len(g), dtype=torch.bool)].mean())
     return float(torch.stack(dists).mean()) if dists else float("nan")
+
+
+class FeatureExtractor(torch.nn.Module):
+    """A classifier's penultimate features h(x) as a module (what torchmetrics' KID calls on images)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [0, 1] -> (B, D)
+        return features(self.model, images)
+
+
+@torch.no_grad()
+def kernel_distance(model, images: torch.Tensor, real_images: torch.Tensor, subsets: int = 100,
+                    subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018; unbiased, polynomial kernel) between images and real_images in
+    model's features, with torchmetrics: (mean, std) over `subsets` random subsets of
+    min(subset_size, N) images each, drawn with a fixed seed so a re-score gives the same number."""
+    n = min(subset_size, len(images), len(real_images))
+    with warnings.catch_warnings():   # "will save all extracted features in buffer": that is the point
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=FeatureExtractor(model), subsets=subsets, subset_size=n,
+                                      sync_on_compute=False)   # one process scores; no all-gather
+    kid.update(real_images, real=True)
+    kid.update(images, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = kid.compute()
+    return float(mean), float(std)
 
 
 @torch.no_grad()

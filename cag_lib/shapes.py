@@ -150,6 +150,14 @@ def scene_prompt(colour: str, shape: str, background: str) -> str:
     return f"{colour} {shape} on a {background} background"
 
 
+def scene_triple(prompt: str) -> tuple[str, str, str]:
+    """The inverse of scene_prompt: "red star on a blue background" -> ("red", "star", "blue")."""
+    words = prompt.split()
+    if len(words) != 6 or words[2:4] != ["on", "a"] or words[5] != "background":
+        raise ValueError(f"{prompt!r} is not a scene prompt like 'red star on a blue background'")
+    return words[0], words[1], words[4]
+
+
 def held_out_mask(data: "ShapesData") -> torch.Tensor:
     """(N,) bool: which scenes are one of HELD_OUT."""
     held = {(COLOUR_NAMES.index(c), SHAPES.index(s), COLOUR_NAMES.index(b)) for c, s, b in HELD_OUT}

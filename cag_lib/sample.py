@@ -1,0 +1,542 @@
+"""Many samples on disk: a sharded, resumable sampling command, spread over processes.
+
+    python -m cag_lib.sample --bundle fmnist --recipe "CaG full" --per-class 100 --out runs/cag_full
+    torchrun --nproc-per-node 4 -m cag_lib.sample --bundle fmnist --per-class 100 --out runs/cag_full
+
+The work is a list of jobs (class, index), cut into shards of at most --shard-size jobs of one
+class. A shard is one call of the sampler (one batch: eq. 4 and eq. 6 couple the images of a
+class) and is written atomically to <out>/shards/c0007_i000025.npz: uint8 images, targets, the
+per-image seeds and the config. Image i of class c starts from noise drawn with its own seed,
+seed(run seed, c, i); the shard's masks come from seed(run seed, c, first index). So a shard's
+images depend on the run's settings only, never on which process made it or how often the run
+was stopped: an interrupted, resumed or re-spread run gives the images of one uninterrupted run.
+
+A rerun of the same command skips finished shards and redoes corrupt ones; a different recipe in
+the same folder is refused. At the end, rank 0 merges the shards into samples.npz, grid.png and
+metrics.json (judge accuracy, Frechet distance, KID, diversity, seconds per image).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import __version__, zoo
+from .clip import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
+from .data import load_world
+from .generate import GenerateConfig, generate, initial_images
+from .imagenet import imagenet_preset, load_imagenet_bundle
+from .metrics import evaluate, kernel_distance
+from .recipes import RECIPES, recipe, shown_images
+from .shapes import HELD_OUT, scene_prompt, scene_triple
+from .stats import bundle_class_grams, bundle_class_stats
+from .viz import rows_figure
+
+BUNDLE_CHOICES = (*zoo.BUNDLES, "shapes-text", "imagenet")
+DEFAULT_RECIPE = {"shapes-text": "text-to-image", "imagenet": "imagenet"}   # else "CaG full"
+
+
+class RunMismatchError(ValueError):
+    """The output folder holds a run with other settings."""
+
+
+class CorruptShardError(ValueError):
+    """A shard file that cannot be read back or does not hold the jobs it should."""
+
+
+# --- the plan: jobs, shards, seeds ------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    cls: int      # class index in the bundle
+    start: int    # first image index within the class
+    stop: int     # one past the last
+
+    @property
+    def name(self) -> str:
+        return f"c{self.cls:04d}_i{self.start:06d}"
+
+    @property
+    def indices(self) -> list[int]:
+        return list(range(self.start, self.stop))
+
+
+def plan_shards(classes, per_class: int, shard_size: int) -> list[Shard]:
+    """Every (class, index) job exactly once, in shards of at most shard_size jobs of one class."""
+    return [Shard(c, s, min(s + shard_size, per_class))
+            for c in classes for s in range(0, per_class, shard_size)]
+
+
+def job_seed(seed: int, *key) -> int:
+    """A deterministic 62-bit seed for (run seed, *key): the same on every machine and process."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *key))).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 2
+
+
+def start_noise(seeds, chans: int, res: int, std: float) -> torch.Tensor:
+    """(B, C, res, res): image i from its own seed, as generate's default start draws a batch."""
+    return torch.cat([initial_images(1, chans, res, std, torch.Generator().manual_seed(s)) for s in seeds])
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) in [0, 1] -> uint8, rounded."""
+    return (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+# --- the run's settings -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides the images; a folder holds one run of one spec."""
+    bundle: str
+    recipe: str
+    config: dict          # the resolved GenerateConfig, without seed and progress
+    classes: tuple        # class names (prompts for text bundles), in run order
+    per_class: int
+    shard_size: int
+    seed: int
+    weights: dict         # model name -> sha256 (or how the weights were made)
+
+    def identity(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))   # tuples as lists, as run.json stores them
+
+    def run_id(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_sets(pairs) -> dict:
+    """["steps=100", "resolutions=(16, 32)"] -> {field: value}; unknown fields are a clear error."""
+    valid = {f.name: f for f in fields(GenerateConfig)}
+    changes = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in valid:
+            raise ValueError(f"--set {pair!r}: write FIELD=VALUE with a field of GenerateConfig: {', '.join(valid)}")
+        if key in ("seed", "progress"):
+            raise ValueError(f"--set {key}=...: use --seed for the run's seed (each shard derives its own); "
+                             "the command shows its own progress bar")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if isinstance(valid[key].default, tuple) and isinstance(value, int):
+            value = (value,)
+        changes[key] = tuple(value) if isinstance(value, list) else value
+    return changes
+
+
+def resolve_config(bundle_name: str, bundle, name: str, changes: dict) -> GenerateConfig:
+    """The named recipe (or the ImageNet preset) with --set's changes; no per-step bar of its own."""
+    if name == "imagenet":
+        cfg = imagenet_preset(bundle)
+    elif name in RECIPES:
+        cfg = recipe(name)
+    else:
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}, imagenet")
+    return replace(cfg, **changes, progress=False)
+
+
+def weights_ids(bundle_name: str, bundle, random_weights: bool) -> dict:
+    """What identifies the weights a run used: sha256 from the zoo's manifest, or how they were made."""
+    if bundle_name == "imagenet":
+        kind = "random (pretrained=False)" if random_weights else "pretrained"
+        return {m: kind for m in (*bundle.spec.sources, bundle.spec.judge, bundle.spec.mae)}
+    if bundle_name == "shapes-text":
+        entries = zoo.read_manifest().get("shapes", {})
+        return {m: entries[m]["sha256"] for m in (*SHAPES_ROBUST_CLIPS, "mae")}
+    spec = bundle.spec
+    return {m: bundle.manifest[m]["sha256"] for m in (*spec.sources, spec.judge, spec.mae)}
+
+
+def load_any_bundle(name: str, device, random_weights: bool = False):
+    """A zoo bundle, the shapes text-to-image bundle (robust CLIPs) or the ImageNet bundle."""
+    if name in zoo.BUNDLES:
+        return zoo.load_bundle(name, device)
+    if name == "shapes-text":
+        return load_text_bundle(device, members=SHAPES_ROBUST_CLIPS)
+    if name == "imagenet":
+        return load_imagenet_bundle(device, pretrained=not random_weights)
+    raise ValueError(f"unknown bundle {name!r}; valid: {', '.join(BUNDLE_CHOICES)}")
+
+
+def default_classes(bundle_name: str, bundle) -> list:
+    if bundle_name == "shapes-text":     # the compositions no CLIP saw in training
+        return [scene_prompt(*t) for t in HELD_OUT]
+    return list(bundle.class_names)
+
+
+def resolve_classes(bundle_name: str, bundle, given) -> list[int]:
+    """--classes (names, indices, prompts; 'all' or nothing: the bundle's default) -> class indices."""
+    if not given or list(given) == ["all"]:
+        given = default_classes(bundle_name, bundle)
+    idx = [bundle.class_index(int(c) if str(c).isdigit() else c) for c in given]
+    if len(set(idx)) != len(idx):
+        raise ValueError(f"--classes names a class twice: {list(given)}")
+    return idx
+
+
+# --- shards on disk -------------------------------------------------------------------------------
+def write_atomic(path: Path, write) -> None:
+    """write(file) into a temporary file beside path, then rename: a reader sees all or nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_npz(path: Path, arrays: dict) -> None:
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def read_shard(path: Path, shard: Shard, run_id: str) -> dict:
+    """A finished shard's arrays; CorruptShardError if the file is damaged or holds other jobs."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # truncated zip, bad CRC, not an npz at all
+        raise CorruptShardError(f"{path.name} cannot be read ({type(e).__name__}: {e})") from None
+    need = {"images", "targets", "indices", "seeds", "run_id"}
+    if not need <= set(arrays):
+        raise CorruptShardError(f"{path.name} lacks {sorted(need - set(arrays))}")
+    if str(arrays["run_id"]) != run_id:
+        raise CorruptShardError(f"{path.name} belongs to another run ({arrays['run_id']})")
+    if arrays["indices"].tolist() != shard.indices or set(arrays["targets"].tolist()) != {shard.cls} \
+            or len(arrays["images"]) != len(shard.indices):
+        raise CorruptShardError(f"{path.name} does not hold the jobs of shard {shard.name}")
+    return arrays
+
+
+def make_shard(bundle, cfg: GenerateConfig, spec: RunSpec, shard: Shard, stats) -> dict:
+    """Generate one shard's images with the sampler; KeyboardInterrupt if it was stopped."""
+    seeds = [job_seed(spec.seed, "image", shard.cls, i) for i in shard.indices]
+    shard_seed = job_seed(spec.seed, "shard", shard.cls, shard.start)
+    init = start_noise(seeds, bundle.in_chans, cfg.resolutions[0], cfg.init_std)   # (B, C, r0, r0)
+    res = generate(bundle, [shard.cls] * len(seeds), replace(cfg, seed=shard_seed), init=init,
+                   class_stats=stats[0], class_grams=stats[1])
+    if res.interrupted:
+        raise KeyboardInterrupt
+    shown, what = shown_images(res)
+    arrays = {"images": to_uint8(shown), "targets": np.full(len(seeds), shard.cls, dtype=np.int64),
+              "indices": np.array(shard.indices, dtype=np.int64), "seeds": np.array(seeds, dtype=np.int64),
+              "shard_seed": np.array(shard_seed, dtype=np.int64), "seconds": np.array(res.seconds),
+              "shown": np.array(what), "run_id": np.array(spec.run_id()),
+              "config": np.array(json.dumps(asdict(replace(cfg, seed=shard_seed))))}
+    if res.reconstructions is not None:
+        arrays["inputs"] = to_uint8(res.images)       # x itself; `images` holds g(x)
+    return arrays
+
+
+# --- processes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def init_distributed() -> Dist:
+    """torchrun's environment -> a process group (nccl on GPUs, gloo on CPUs); one process: none."""
+    env = os.environ
+    d = Dist(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)),
+             int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1))))
+    if d.active and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(d.local_rank)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return d
+
+
+def barrier(d: Dist) -> None:
+    if d.active:
+        dist.barrier()
+
+
+def broadcast(d: Dist, obj):
+    """rank 0's obj on every rank."""
+    if not d.active:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def pick_device(name: str, d: Dist) -> torch.device:
+    """'auto': this process's GPU (cuda:LOCAL_RANK), else Apple's mps, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", d.local_rank % torch.cuda.device_count())
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible here; use --device auto or cpu")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise ValueError(f"--device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return torch.device("cuda", d.local_rank) if name == "cuda" else torch.device(name)
+
+
+def sigterm_as_interrupt() -> None:
+    """SIGTERM (a scheduler's stop, torchrun passing on Ctrl-C) behaves like Ctrl-C: the shard in
+    progress is dropped, the finished ones stay."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def set_threads(threads: int, d: Dist, device: torch.device) -> int:
+    """torch's CPU threads for this process: given, or the cores shared among this node's processes."""
+    n = threads or max(1, (os.cpu_count() or 1) // d.local_world)
+    torch.set_num_threads(n)
+    return n
+
+
+# --- one run --------------------------------------------------------------------------------------
+def shard_path(out: Path, shard: Shard) -> Path:
+    return out / "shards" / f"{shard.name}.npz"
+
+
+def check_manifest(out: Path, spec: RunSpec, about: dict) -> None:
+    """Write <out>/run.json for a new run; for an existing one, refuse other settings."""
+    path = out / "run.json"
+    if not path.exists():
+        out.joinpath("shards").mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"run": spec.identity(), "run_id": spec.run_id(), **about}, indent=2) + "\n"
+        write_atomic(path, lambda f: f.write(text.encode()))
+        return
+    try:
+        have = json.loads(path.read_text())["run"]
+    except (ValueError, KeyError) as e:
+        raise RunMismatchError(f"{path} is not a run manifest of cag_lib.sample ({e}); "
+                               "point --out at another folder") from None
+    want = spec.identity()
+    diff = [f"{k} (there: {have.get(k)!r:.80}, here: {want[k]!r:.80})" for k in want if have.get(k) != want[k]]
+    if diff:
+        raise RunMismatchError(f"{out} holds another run; it differs in: " + "; ".join(diff)
+                               + ". Use another --out, or delete that folder to start over")
+
+
+def scan(out: Path, shards: list[Shard], run_id: str, redo: bool) -> list[Shard]:
+    """The shards still to make: missing ones, corrupt ones (said, then deleted), all with redo."""
+    for tmp in (out / "shards").glob(".*.tmp"):      # left by a process killed outright (SIGKILL)
+        tmp.unlink(missing_ok=True)
+    pending = []
+    for sh in shards:
+        path = shard_path(out, sh)
+        if path.exists() and not redo:
+            try:
+                read_shard(path, sh, run_id)
+                continue
+            except CorruptShardError as e:
+                print(f"corrupt shard: {e}; redoing it", flush=True)
+        path.unlink(missing_ok=True)
+        pending.append(sh)
+    return pending
+
+
+def class_stats_for(bundle, cfg: GenerateConfig, d: Dist):
+    """(eq. 6's class statistics, the Gram term's) for a small world's bundle, measured and cached
+    by rank 0 before the others read them; (None, None) where the sampler needs none or measures
+    none (text bundles, ImageNet: bundle.class_stats)."""
+    if not isinstance(bundle, zoo.Bundle):
+        return None, None
+    idx = range(len(bundle.classifiers)) if cfg.classifiers is None else cfg.classifiers
+
+    def measure():
+        return ([bundle_class_stats(bundle, i) for i in idx] if cfg.distribution_weight else None,
+                [bundle_class_grams(bundle, i) for i in idx] if cfg.gram_weight else None)
+    got = measure() if d.rank == 0 else None
+    barrier(d)
+    return got if d.rank == 0 else measure()
+
+
+def work(bundle, cfg: GenerateConfig, spec: RunSpec, out: Path, shards, mine, d: Dist, stats) -> None:
+    """Make this rank's shards; rank 0's bar counts every rank's finished images on disk."""
+    done = lambda: sum(len(s.indices) for s in shards if shard_path(out, s).exists())  # noqa: E731
+    quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true") or d.rank != 0
+    bar = tqdm(total=sum(len(s.indices) for s in shards), initial=done(), unit="img", disable=quiet,
+               desc=f"sample {spec.bundle} {spec.recipe!r}" + (f" ({d.world} processes)" if d.active else ""))
+    try:
+        for sh in mine:
+            save_npz(shard_path(out, sh), make_shard(bundle, cfg, spec, sh, stats))
+            bar.n = done()
+            bar.refresh()
+    finally:
+        bar.close()
+
+
+def merge(out: Path, spec: RunSpec, shards: list[Shard], class_names) -> dict:
+    """Every shard, in plan order, into <out>/samples.npz; returns the merged arrays."""
+    parts = [read_shard(shard_path(out, s), s, spec.run_id()) for s in shards]
+    keys = ["images", "targets", "indices", "seeds"] + (["inputs"] if "inputs" in parts[0] else [])
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    merged.update(class_names=np.array(class_names), shown=parts[0]["shown"], run_id=np.array(spec.run_id()),
+                  seconds=np.array(sum(float(p["seconds"]) for p in parts)))
+    save_npz(out / "samples.npz", merged)
+    return merged
+
+
+def score(bundle_name: str, bundle, images: np.ndarray, targets: np.ndarray, n_real: int = 2000) -> dict:
+    """The merged samples' numbers: the judge's (and the real reference's) on a small world, the
+    attribute judges' on the shapes prompts, the judge's alone at ImageNet scale."""
+    x = torch.from_numpy(images).float() / 255                      # (N, C, H, W) in [0, 1]
+    t = torch.from_numpy(targets)
+    if bundle_name == "shapes-text":
+        triples = [scene_triple(bundle.class_names[i]) for i in targets.tolist()]
+        right = attribute_scores(load_attribute_judges(), x, triples)
+        return {f"{k}_acc": float(v.mean()) for k, v in right.items()}
+    if isinstance(bundle, zoo.Bundle):
+        x_real, y_real = load_world(bundle.spec.world, "test", n_real)
+        row = evaluate(bundle, x, t, x_real, y_real)
+        row["kid"], row["kid_std"] = kernel_distance(bundle.judge, x, x_real)
+        return {**row, "n_real": len(x_real)}
+    return evaluate(bundle, x, t)
+
+
+def report(out: Path, bundle_name: str, bundle, spec: RunSpec, merged: dict, n_real: int) -> dict:
+    """metrics.json and grid.png (up to 16 images of up to 20 classes) for the merged run."""
+    metrics = score(bundle_name, bundle, merged["images"], merged["targets"], n_real)
+    n = len(merged["targets"])
+    metrics.update(n=n, per_class=spec.per_class, classes=len(spec.classes), shown=str(merged["shown"]),
+                   seconds_per_image=float(merged["seconds"]) / n)
+    text = json.dumps(metrics, indent=2) + "\n"
+    write_atomic(out / "metrics.json", lambda f: f.write(text.encode()))
+    x, t = torch.from_numpy(merged["images"]).float() / 255, merged["targets"]
+    rows = {bundle.class_names[c]: x[t == c][:16] for c in dict.fromkeys(t.tolist()[: 20 * spec.per_class])}
+    acc = metrics.get("judge_acc", metrics.get("shape+colour_acc", float("nan")))
+    rows_figure(dict(list(rows.items())[:20]), out / "grid.png",
+                title=f"{spec.bundle} {spec.recipe!r} [{merged['shown']}]: N = {n}, judge acc {acc:.2f}")
+    return metrics
+
+
+# --- the command ----------------------------------------------------------------------------------
+EXAMPLES = """examples:
+  python -m cag_lib.sample --bundle fmnist --recipe "CaG full" --per-class 100 --out runs/cag_full
+  python -m cag_lib.sample --bundle fmnist --recipe eq1 --classes Sneaker Bag --per-class 8 --out runs/eq1
+  python -m cag_lib.sample --bundle fmnist --set steps=1000 --per-class 100 --out runs/cag_1000
+  python -m cag_lib.sample --bundle shapes-text --prompts "red star on a blue background" --out runs/t2i
+  torchrun --nproc-per-node 4 -m cag_lib.sample --bundle imagenet --classes goldfish --out runs/in
+
+Stop it at any time (Ctrl-C, or SIGTERM); the same command continues where it stopped.
+Recipes: """ + ", ".join(repr(r) for r in RECIPES) + ", 'imagenet' (the paper's preset)."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cag_lib.sample", epilog=EXAMPLES,
+                                description="Generate many samples into a folder: sharded, resumable, "
+                                            "spread over processes by torchrun; merged and judged at the end.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", default="fmnist", choices=BUNDLE_CHOICES, help="which models (default fmnist)")
+    p.add_argument("--recipe", help="a named recipe (below); default 'CaG full', 'text-to-image' for "
+                                    "shapes-text, 'imagenet' for imagenet")
+    p.add_argument("--classes", "--prompts", nargs="+", metavar="CLASS",
+                   help="class names or indices, prompts for shapes-text (default: all classes; the 10 "
+                        "held-out prompts for shapes-text)")
+    p.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
+    p.add_argument("--out", type=Path, required=True, help="the run's folder (created; reused to resume)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help="change the recipe: any GenerateConfig field, e.g. steps=1000 'resolutions=(16,32)'")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed; every image derives its own")
+    p.add_argument("--shard-size", type=int, default=25, help="images per shard: one sampler batch (25)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="redo finished shards too")
+    p.add_argument("--device", default="auto", help="auto (this process's GPU, else mps, else cpu), cpu, cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: cores / processes)")
+    p.add_argument("--n-real", type=int, default=2000, help="real test images the metrics compare with")
+    p.add_argument("--random-weights", action="store_true",
+                   help="imagenet only: randomly initialised models (tests, speed; no download)")
+    return p
+
+
+def config_identity(cfg: GenerateConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in ("seed", "progress")}
+
+
+def prepare(args, d: Dist):
+    """Load the bundle and fix the run's spec and shard plan from the arguments."""
+    if args.per_class < 1 or args.shard_size < 1:
+        raise ValueError("--per-class and --shard-size must be at least 1")
+    if args.random_weights and args.bundle != "imagenet":
+        raise ValueError("--random-weights is for --bundle imagenet; the small worlds ship trained weights")
+    device = pick_device(args.device, d)
+    threads = set_threads(args.threads, d, device)
+    bundle = load_any_bundle(args.bundle, device, args.random_weights)
+    name = args.recipe or DEFAULT_RECIPE.get(args.bundle, "CaG full")
+    cfg = resolve_config(args.bundle, bundle, name, parse_sets(args.set))
+    classes = resolve_classes(args.bundle, bundle, args.classes)
+    spec = RunSpec(args.bundle, name, config_identity(cfg), tuple(bundle.class_names[c] for c in classes),
+                   args.per_class, args.shard_size, args.seed, weights_ids(args.bundle, bundle, args.random_weights))
+    about = {"command": [Path(sys.argv[0]).name, *sys.argv[1:]], "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "processes": d.world, "threads_per_process": threads, "device": device.type,
+             "versions": {"cag_lib": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                          "python": platform.python_version()}}
+    return bundle, cfg, spec, plan_shards(classes, args.per_class, args.shard_size), about
+
+
+def run(args) -> dict:
+    """The whole command on this process; rank 0 returns the metrics (others: {})."""
+    d = init_distributed()
+    sigterm_as_interrupt()
+    bundle, cfg, spec, shards, about = prepare(args, d)
+    out = args.out
+    pending, error = None, None
+    if d.rank == 0:
+        try:
+            check_manifest(out, spec, about)
+            pending = scan(out, shards, spec.run_id(), redo=not args.resume)
+        except ValueError as e:
+            error = str(e)
+    pending, error = broadcast(d, (pending, error))
+    if error:
+        raise RunMismatchError(error)
+    if d.rank == 0:
+        print(f"{out}: {len(shards) - len(pending)} of {len(shards)} shards done, {len(pending)} to make"
+              + (f" on {d.world} processes" if d.active else ""), flush=True)
+    stats = class_stats_for(bundle, cfg, d)
+    work(bundle, cfg, spec, out, shards, pending[d.rank::d.world], d, stats)
+    barrier(d)
+    metrics = {}
+    if d.rank == 0:
+        metrics = report(out, args.bundle, bundle, spec, merge(out, spec, shards, bundle.class_names), args.n_real)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}), flush=True)
+    barrier(d)        # every rank leaves together (gloo fails a rank whose peer already left)
+    return metrics
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished shards are kept in {args.out}; run the same command again to continue",
+              file=sys.stderr, flush=True)
+        sys.exit(130)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
