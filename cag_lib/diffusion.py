@@ -146,3 +146,29 @@ def evaluations_per_image(stages=DEFAULT_STAGES, num_classes: int = 10) -> int:
         n += s.trials * alive
         alive = s.keep
     return n
+
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@torch.no_grad()
+def sample_images(model: ConditionalDiffusion, classes: torch.Tensor, noise: torch.Tensor, sampler: str = "ddpm",
+                  steps: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Class-conditional samples (B, C, H, W) in [0, 1] from start noise (B, C, H, W) ~ N(0, I).
+
+    sampler "ddpm": diffusers' DDPMScheduler, ancestral (its step noise from a generator seeded with
+    `seed`), at the training's 1000 steps unless `steps` says fewer; "ddim": DDIMScheduler with
+    eta = 0 (deterministic) in `steps` steps (default 50). Both share the model's training schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
+    kind = DDPMScheduler if sampler == "ddpm" else DDIMScheduler
+    sched = kind.from_config(model.scheduler.config)
+    sched.set_timesteps(steps or (model.num_timesteps if sampler == "ddpm" else 50))
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    x, c = noise.to(device), classes.to(device)                                     # (B, C, H, W), (B,)
+    for t in sched.timesteps:
+        eps = model(x, t.expand(len(x)).to(device), c)
+        x = sched.step(eps, t, x, generator=g).prev_sample if sampler == "ddpm" else sched.step(eps, t, x).prev_sample
+    return ((x.clamp(-1, 1) + 1) / 2).float()

@@ -36,34 +36,51 @@ def intra_class_diversity(f: torch.Tensor, labels: torch.Tensor) -> float:
     return float(torch.stack(dists).mean()) if dists else float("nan")
 
 
-class FeatureExtractor(torch.nn.Module):
-    """A classifier's penultimate features h(x) as a module (what torchmetrics' KID calls on images)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [0, 1] -> (B, D)
-        return features(self.model, images)
-
-
-@torch.no_grad()
-def kernel_distance(model, images: torch.Tensor, real_images: torch.Tensor, subsets: int = 100,
-                    subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """KID (Binkowski et al. 2018; unbiased, polynomial kernel) between images and real_images in
-    model's features, with torchmetrics: (mean, std) over `subsets` random subsets of
-    min(subset_size, N) images each, drawn with a fixed seed so a re-score gives the same number."""
-    n = min(subset_size, len(images), len(real_images))
+def kid_from_features(f_gen: torch.Tensor, f_real: torch.Tensor, subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018: the unbiased squared MMD with the kernel (x.y / D + 1)^3) between
+    two feature sets (N, D), with torchmetrics: (mean, std) over `subsets` random subsets of
+    min(subset_size, N / 2) points each (half, so that subsets differ and the std means something),
+    drawn with a fixed seed so that a re-score gives the same number."""
+    n = max(2, min(subset_size, len(f_gen) // 2, len(f_real) // 2))
     with warnings.catch_warnings():   # "will save all extracted features in buffer": that is the point
         warnings.simplefilter("ignore", UserWarning)
-        kid = KernelInceptionDistance(feature=FeatureExtractor(model), subsets=subsets, subset_size=n,
+        kid = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=subsets, subset_size=n,
                                       sync_on_compute=False)   # one process scores; no all-gather
-    kid.update(real_images, real=True)
-    kid.update(images, real=False)
+    kid.update(f_real.double(), real=True)
+    kid.update(f_gen.double(), real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = kid.compute()
     return float(mean), float(std)
+
+
+def kernel_distance(model, images: torch.Tensor, real_images: torch.Tensor, **kw) -> tuple[float, float]:
+    """KID between images and real_images in a classifier's penultimate features (kid_from_features)."""
+    return kid_from_features(features(model, images), features(model, real_images), **kw)
+
+
+def precision_recall(f_gen: torch.Tensor, f_real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of
+    balls around its points with radius the distance to the k-th nearest neighbour within the set.
+    Precision: the share of generated points inside the real manifold (are they realistic?); recall:
+    the share of real points inside the generated manifold (is the data covered?). f: (N, D)."""
+    f_gen, f_real = f_gen.double(), f_real.double()
+
+    def radii(f):  # (N,) distance to the k-th nearest other point
+        return torch.cdist(f, f).kthvalue(k + 1, dim=1).values
+
+    def inside(points, centres, r):  # share of points within some ball (centres, r)
+        return float((torch.cdist(points, centres) <= r[None, :]).any(1).double().mean())
+    return inside(f_gen, f_real, radii(f_real)), inside(f_real, f_gen, radii(f_gen))
+
+
+def inception_score(logits: torch.Tensor) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) of a classifier's logits (N, K) (Salimans et al. 2016): high when each
+    image is confidently one class and the classes are used evenly; at most K."""
+    p = logits.double().softmax(-1)
+    marginal = p.mean(0, keepdim=True)
+    return float((p * (p.clamp_min(1e-12).log() - marginal.log())).sum(1).mean().exp())
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ itself, so the sampler never has to know either. `forward` returns `ClassifierOu
 features)` where `features` is what the last linear layer sees (h in the paper's eq. 4 and 6).
 
 The small worlds' networks are built from timm's model classes with small configs, by name:
-`create_classifier("fmnist_resnet", ...)` — see ARCHS.
+`build_network("resnet", in_chans, num_classes)` — see ARCHS.
 """
 from __future__ import annotations
 
@@ -73,6 +73,56 @@ def _convnext_ln(in_chans, num_classes, **kw):
                     num_classes=num_classes, **kw)
 
 
+class PlainCNN(nn.Module):
+    """A VGG-style CNN without any normalisation layer: (conv 3x3, ReLU) x 2 and a 2x2 max-pool per
+    width, global average pooling, one linear layer; timm's model API (forward_features, forward_head,
+    get_classifier). A test judge: no BatchNorm, no residuals, nothing shared with the sources."""
+
+    def __init__(self, in_chans: int, num_classes: int, widths=(16, 32, 64)):
+        super().__init__()
+        layers, c = [], in_chans
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c = w
+        self.features, self.num_features, self.num_classes = nn.Sequential(*layers), c, num_classes
+        self.head = nn.Linear(c, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:   # (B, C, H, W) -> (B, c, H/8, W/8)
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3))                                          # (B, c)
+        return x if pre_logits else self.head(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cnn(in_chans, num_classes, **kw):
+    return PlainCNN(in_chans, num_classes)
+
+
+def _mixer(in_chans, num_classes, img_size=28, **kw):
+    from timm.models.mlp_mixer import MlpMixer
+    return MlpMixer(num_classes, img_size=img_size, in_chans=in_chans, patch_size=4, num_blocks=4, embed_dim=96,
+                    mlp_ratio=(0.5, 4.0), **kw)
+
+
+def _resnet_d(in_chans, num_classes, **kw):
+    from timm.models.resnet import BasicBlock, ResNet
+    return ResNet(BasicBlock, [2, 2, 2, 2], channels=(32, 64, 128, 256), stem_width=16, stem_type="deep",
+                  avg_down=True, in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+def arch_kwargs(arch: str, input_size: int) -> dict:
+    """What an architecture needs to know of its input size (the MLP-Mixer's token grid)."""
+    return {"img_size": input_size} if arch == "mixer" else {}
+
+
 # Small-world architectures, three families: a CNN, a ViT and a ConvNeXt (the judges). From scratch on
 # 2 CPU cores, a plain 4x4-patch ViT and a LayerNorm ConvNeXt learn these worlds 5-10x more slowly
 # than the ResNet (shapes after 500 steps: ViT 31%, ConvNeXt 28%, ResNet 89%). Both therefore start
@@ -80,7 +130,11 @@ def _convnext_ln(in_chans, num_classes, **kw):
 # ConvNeXt uses BatchNorm and layer scale 1.0. The transformer blocks and ConvNeXt blocks are timm's.
 # The plain LayerNorm ConvNeXt ("convnext_ln") is the Fashion-MNIST judge: sharing no stem with the
 # sources, it is fooled far less by their adversarial examples (see book/zoo.md); trained on a GPU.
-ARCHS = {"resnet": _resnet, "vit": _vit, "convnext": _convnext, "convnext_ln": _convnext_ln}
+# The test judges of Fashion-MNIST (reported, never looked at while choosing a recipe) add three more:
+# a CNN without normalisation layers, timm's MLP-Mixer at 28x28 (the wrapper resizes its input), and a
+# two-blocks-per-stage ResNet-D (deep stem, average-pool downsampling).
+ARCHS = {"resnet": _resnet, "vit": _vit, "convnext": _convnext, "convnext_ln": _convnext_ln,
+         "cnn": _cnn, "mixer": _mixer, "resnet_d": _resnet_d}
 
 
 def build_network(arch: str, in_chans: int, num_classes: int, **kw) -> nn.Module:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from . import __version__, zoo
 from .clip import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
 from .data import load_world
+from .diffusion import sample_images
 from .generate import GenerateConfig, generate, initial_images
 from .imagenet import imagenet_preset, load_imagenet_bundle
 from .metrics import evaluate, kernel_distance
@@ -97,6 +98,23 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 # --- the run's settings -------------------------------------------------------------------------
 @dataclass(frozen=True)
+class DiffusionConfig:
+    """A sample of the zoo's class-conditional DDPM (chapter 9's model) with one of diffusers' samplers."""
+    sampler: str = "ddpm"   # "ddpm": ancestral, at the training's steps; "ddim": deterministic (eta 0)
+    steps: int = 1000
+
+    def __post_init__(self):
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"sampler must be 'ddpm' or 'ddim', not {self.sampler!r}")
+        if not 1 <= self.steps <= 1000:
+            raise ValueError(f"steps must be between 1 and the training's 1000 timesteps, not {self.steps}")
+
+
+DIFFUSION_RECIPES = {"DDPM": DiffusionConfig("ddpm", 1000), "DDIM-10": DiffusionConfig("ddim", 10),
+                     "DDIM-25": DiffusionConfig("ddim", 25), "DDIM-50": DiffusionConfig("ddim", 50)}
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything that decides the images; a folder holds one run of one spec."""
     bundle: str
@@ -115,15 +133,16 @@ class RunSpec:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_sets(pairs) -> dict:
+def parse_sets(pairs, config_class=GenerateConfig) -> dict:
     """["steps=100", "resolutions=(16, 32)"] -> {field: value}; unknown fields are a clear error."""
-    valid = {f.name: f for f in fields(GenerateConfig)}
+    valid = {f.name: f for f in fields(config_class)}
     changes = {}
     for pair in pairs or ():
         key, sep, text = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in valid:
-            raise ValueError(f"--set {pair!r}: write FIELD=VALUE with a field of GenerateConfig: {', '.join(valid)}")
+            raise ValueError(f"--set {pair!r}: write FIELD=VALUE with a field of {config_class.__name__}: "
+                             + ", ".join(valid))
         if key in ("seed", "progress"):
             raise ValueError(f"--set {key}=...: use --seed for the run's seed (each shard derives its own); "
                              "the command shows its own progress bar")
@@ -131,25 +150,44 @@ def parse_sets(pairs) -> dict:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text
-        if isinstance(valid[key].default, tuple) and isinstance(value, int):
-            value = (value,)
-        changes[key] = tuple(value) if isinstance(value, list) else value
+        changes[key] = typed_value(key, value, valid[key].default)
     return changes
 
 
-def resolve_config(bundle_name: str, bundle, name: str, changes: dict) -> GenerateConfig:
-    """The named recipe (or the ImageNet preset) with --set's changes; no per-step bar of its own."""
+def typed_value(key: str, value, default):
+    """value in the type of the field's default (an int for a float, one int for a tuple); else an error."""
+    if isinstance(default, tuple) and isinstance(value, int):
+        value = (value,)
+    value = tuple(value) if isinstance(value, list) else value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if default is not None and not isinstance(value, type(default)):
+        raise ValueError(f"--set {key}={value!r}: {key} must be of type {type(default).__name__}, "
+                         f"like its default {default!r}")
+    return value
+
+
+def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig:
+    """The named recipe (the ImageNet preset, a DDPM sampler) with --set's changes; no per-step bar."""
+    if name in DIFFUSION_RECIPES:
+        return replace(DIFFUSION_RECIPES[name], **parse_sets(sets, DiffusionConfig))
     if name == "imagenet":
         cfg = imagenet_preset(bundle)
     elif name in RECIPES:
         cfg = recipe(name)
     else:
-        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}, imagenet")
-    return replace(cfg, **changes, progress=False)
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join((*RECIPES, *DIFFUSION_RECIPES))}, imagenet")
+    return replace(cfg, **parse_sets(sets), progress=False)
 
 
-def weights_ids(bundle_name: str, bundle, random_weights: bool) -> dict:
+def weights_ids(bundle_name: str, bundle, random_weights: bool, recipe_name: str = "") -> dict:
     """What identifies the weights a run used: sha256 from the zoo's manifest, or how they were made."""
+    if recipe_name in DIFFUSION_RECIPES:
+        if bundle_name not in zoo.BUNDLES or "diffusion" not in bundle.manifest:
+            raise ValueError(f"--recipe {recipe_name}: the bundle {bundle_name!r} has no diffusion model; "
+                             "use --bundle fmnist")
+        spec = bundle.spec
+        return {m: bundle.manifest[m]["sha256"] for m in ("diffusion", spec.judge)}
     if bundle_name == "imagenet":
         kind = "random (pretrained=False)" if random_weights else "pretrained"
         return {m: kind for m in (*bundle.spec.sources, bundle.spec.judge, bundle.spec.mae)}
@@ -224,23 +262,50 @@ def read_shard(path: Path, shard: Shard, run_id: str) -> dict:
     return arrays
 
 
-def make_shard(bundle, cfg: GenerateConfig, spec: RunSpec, shard: Shard, stats) -> dict:
-    """Generate one shard's images with the sampler; KeyboardInterrupt if it was stopped."""
+def cag_passes(cfg: GenerateConfig, n_sources: int) -> int:
+    """Network evaluations per image (each a forward and a backward pass): the MAE and every used
+    source per step (twice per MALA step), then the final reconstructions."""
+    per_step = int(cfg.use_mae) + (len(cfg.classifiers) if cfg.classifiers is not None else n_sources)
+    return cfg.steps * per_step * (2 if cfg.sampler == "mala" else 1) + (cfg.final_masks if cfg.use_mae else 0)
+
+
+def cag_maker(bundle, cfg: GenerateConfig, stats):
+    """make(shard, seeds, shard_seed) -> (shown, x or None, what is shown, seconds, evaluations)."""
+    def make(shard: Shard, seeds, shard_seed: int):
+        init = start_noise(seeds, bundle.in_chans, cfg.resolutions[0], cfg.init_std)   # (B, C, r0, r0)
+        res = generate(bundle, [shard.cls] * len(seeds), replace(cfg, seed=shard_seed), init=init,
+                       class_stats=stats[0], class_grams=stats[1])
+        if res.interrupted:
+            raise KeyboardInterrupt
+        shown, what = shown_images(res)
+        inputs = res.images if res.reconstructions is not None else None   # x itself beside g(x)
+        return shown, inputs, what, res.seconds, cag_passes(cfg, len(bundle.classifiers))
+    return make
+
+
+def diffusion_maker(model, cfg: DiffusionConfig):
+    """The same for the DDPM: image i starts from N(0, I) noise drawn with its own seed."""
+    def make(shard: Shard, seeds, shard_seed: int):
+        c, size = model.in_chans, model.img_size
+        noise = torch.cat([torch.randn(1, c, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        t0 = time.time()
+        x = sample_images(model, torch.full((len(seeds),), shard.cls), noise, cfg.sampler, cfg.steps, shard_seed)
+        return x, None, "x", time.time() - t0, cfg.steps
+    return make
+
+
+def make_shard(make, cfg, spec: RunSpec, shard: Shard) -> dict:
+    """One shard's arrays; KeyboardInterrupt if it was stopped."""
     seeds = [job_seed(spec.seed, "image", shard.cls, i) for i in shard.indices]
     shard_seed = job_seed(spec.seed, "shard", shard.cls, shard.start)
-    init = start_noise(seeds, bundle.in_chans, cfg.resolutions[0], cfg.init_std)   # (B, C, r0, r0)
-    res = generate(bundle, [shard.cls] * len(seeds), replace(cfg, seed=shard_seed), init=init,
-                   class_stats=stats[0], class_grams=stats[1])
-    if res.interrupted:
-        raise KeyboardInterrupt
-    shown, what = shown_images(res)
+    shown, inputs, what, seconds, passes = make(shard, seeds, shard_seed)
     arrays = {"images": to_uint8(shown), "targets": np.full(len(seeds), shard.cls, dtype=np.int64),
               "indices": np.array(shard.indices, dtype=np.int64), "seeds": np.array(seeds, dtype=np.int64),
-              "shard_seed": np.array(shard_seed, dtype=np.int64), "seconds": np.array(res.seconds),
-              "shown": np.array(what), "run_id": np.array(spec.run_id()),
-              "config": np.array(json.dumps(asdict(replace(cfg, seed=shard_seed))))}
-    if res.reconstructions is not None:
-        arrays["inputs"] = to_uint8(res.images)       # x itself; `images` holds g(x)
+              "shard_seed": np.array(shard_seed, dtype=np.int64), "seconds": np.array(seconds),
+              "evaluations": np.array(passes), "shown": np.array(what), "run_id": np.array(spec.run_id()),
+              "config": np.array(json.dumps(asdict(replace(cfg, seed=shard_seed) if hasattr(cfg, "seed") else cfg)))}
+    if inputs is not None:
+        arrays["inputs"] = to_uint8(inputs)
     return arrays
 
 
@@ -354,7 +419,7 @@ def scan(out: Path, shards: list[Shard], run_id: str, redo: bool) -> list[Shard]
     return pending
 
 
-def class_stats_for(bundle, cfg: GenerateConfig, d: Dist):
+def class_stats_for(bundle, cfg: GenerateConfig, d: Dist) -> tuple:
     """(eq. 6's class statistics, the Gram term's) for a small world's bundle, measured and cached
     by rank 0 before the others read them; (None, None) where the sampler needs none or measures
     none (text bundles, ImageNet: bundle.class_stats)."""
@@ -370,7 +435,7 @@ def class_stats_for(bundle, cfg: GenerateConfig, d: Dist):
     return got if d.rank == 0 else measure()
 
 
-def work(bundle, cfg: GenerateConfig, spec: RunSpec, out: Path, shards, mine, d: Dist, stats) -> None:
+def work(make, cfg, spec: RunSpec, out: Path, shards, mine, d: Dist) -> None:
     """Make this rank's shards; rank 0's bar counts every rank's finished images on disk."""
     done = lambda: sum(len(s.indices) for s in shards if shard_path(out, s).exists())  # noqa: E731
     quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true") or d.rank != 0
@@ -378,7 +443,7 @@ def work(bundle, cfg: GenerateConfig, spec: RunSpec, out: Path, shards, mine, d:
                desc=f"sample {spec.bundle} {spec.recipe!r}" + (f" ({d.world} processes)" if d.active else ""))
     try:
         for sh in mine:
-            save_npz(shard_path(out, sh), make_shard(bundle, cfg, spec, sh, stats))
+            save_npz(shard_path(out, sh), make_shard(make, cfg, spec, sh))
             bar.n = done()
             bar.refresh()
     finally:
@@ -391,7 +456,7 @@ def merge(out: Path, spec: RunSpec, shards: list[Shard], class_names) -> dict:
     keys = ["images", "targets", "indices", "seeds"] + (["inputs"] if "inputs" in parts[0] else [])
     merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     merged.update(class_names=np.array(class_names), shown=parts[0]["shown"], run_id=np.array(spec.run_id()),
-                  seconds=np.array(sum(float(p["seconds"]) for p in parts)))
+                  seconds=np.array(sum(float(p["seconds"]) for p in parts)), evaluations=parts[0]["evaluations"])
     save_npz(out / "samples.npz", merged)
     return merged
 
@@ -405,7 +470,7 @@ def score(bundle_name: str, bundle, images: np.ndarray, targets: np.ndarray, n_r
         triples = [scene_triple(bundle.class_names[i]) for i in targets.tolist()]
         right = attribute_scores(load_attribute_judges(), x, triples)
         return {f"{k}_acc": float(v.mean()) for k, v in right.items()}
-    if isinstance(bundle, zoo.Bundle):
+    if isinstance(bundle, zoo.Bundle) and len(x) >= 2:   # a distance between distributions needs two images
         x_real, y_real = load_world(bundle.spec.world, "test", n_real)
         row = evaluate(bundle, x, t, x_real, y_real)
         row["kid"], row["kid_std"] = kernel_distance(bundle.judge, x, x_real)
@@ -418,12 +483,14 @@ def report(out: Path, bundle_name: str, bundle, spec: RunSpec, merged: dict, n_r
     metrics = score(bundle_name, bundle, merged["images"], merged["targets"], n_real)
     n = len(merged["targets"])
     metrics.update(n=n, per_class=spec.per_class, classes=len(spec.classes), shown=str(merged["shown"]),
-                   seconds_per_image=float(merged["seconds"]) / n)
+                   seconds_per_image=float(merged["seconds"]) / n, evaluations_per_image=int(merged["evaluations"]),
+                   threads_per_process=torch.get_num_threads())
+    metrics = {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()}   # NaN: null
     text = json.dumps(metrics, indent=2) + "\n"
     write_atomic(out / "metrics.json", lambda f: f.write(text.encode()))
     x, t = torch.from_numpy(merged["images"]).float() / 255, merged["targets"]
     rows = {bundle.class_names[c]: x[t == c][:16] for c in dict.fromkeys(t.tolist()[: 20 * spec.per_class])}
-    acc = metrics.get("judge_acc", metrics.get("shape+colour_acc", float("nan")))
+    acc = metrics.get("judge_acc", metrics.get("shape+colour_acc")) or float("nan")
     rows_figure(dict(list(rows.items())[:20]), out / "grid.png",
                 title=f"{spec.bundle} {spec.recipe!r} [{merged['shown']}]: N = {n}, judge acc {acc:.2f}")
     return metrics
@@ -438,7 +505,8 @@ EXAMPLES = """examples:
   torchrun --nproc-per-node 4 -m cag_lib.sample --bundle imagenet --classes goldfish --out runs/in
 
 Stop it at any time (Ctrl-C, or SIGTERM); the same command continues where it stopped.
-Recipes: """ + ", ".join(repr(r) for r in RECIPES) + ", 'imagenet' (the paper's preset)."
+Recipes: """ + ", ".join(repr(r) for r in RECIPES) + """, 'imagenet' (the paper's preset);
+the zoo's class-conditional DDPM: """ + ", ".join(DIFFUSION_RECIPES) + "."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_identity(cfg: GenerateConfig) -> dict:
+def config_identity(cfg) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k not in ("seed", "progress")}
 
 
@@ -481,10 +549,10 @@ def prepare(args, d: Dist):
     threads = set_threads(args.threads, d, device)
     bundle = load_any_bundle(args.bundle, device, args.random_weights)
     name = args.recipe or DEFAULT_RECIPE.get(args.bundle, "CaG full")
-    cfg = resolve_config(args.bundle, bundle, name, parse_sets(args.set))
+    cfg = resolve_config(bundle, name, args.set)
     classes = resolve_classes(args.bundle, bundle, args.classes)
     spec = RunSpec(args.bundle, name, config_identity(cfg), tuple(bundle.class_names[c] for c in classes),
-                   args.per_class, args.shard_size, args.seed, weights_ids(args.bundle, bundle, args.random_weights))
+                   args.per_class, args.shard_size, args.seed, weights_ids(args.bundle, bundle, args.random_weights, name))
     about = {"command": [Path(sys.argv[0]).name, *sys.argv[1:]], "created": time.strftime("%Y-%m-%d %H:%M:%S"),
              "processes": d.world, "threads_per_process": threads, "device": device.type,
              "versions": {"cag_lib": __version__, "torch": torch.__version__, "numpy": np.__version__,
@@ -511,8 +579,11 @@ def run(args) -> dict:
     if d.rank == 0:
         print(f"{out}: {len(shards) - len(pending)} of {len(shards)} shards done, {len(pending)} to make"
               + (f" on {d.world} processes" if d.active else ""), flush=True)
-    stats = class_stats_for(bundle, cfg, d)
-    work(bundle, cfg, spec, out, shards, pending[d.rank::d.world], d, stats)
+    if isinstance(cfg, DiffusionConfig):
+        make = diffusion_maker(zoo.load_model(args.bundle, "diffusion", next(bundle.mae.parameters()).device), cfg)
+    else:
+        make = cag_maker(bundle, cfg, class_stats_for(bundle, cfg, d))
+    work(make, cfg, spec, out, shards, pending[d.rank::d.world], d)
     barrier(d)
     metrics = {}
     if d.rank == 0:

@@ -34,7 +34,7 @@ from . import zoo
 from .data import load_world, world_classes
 from .diffusion import ConditionalDiffusion
 from .mae import MaskedAutoencoder
-from .models import Classifier, accuracy, build_network
+from .models import Classifier, accuracy, arch_kwargs, build_network
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TrainConfig:
     bundle: str = "fmnist"
     name: str = "resnet"
     arch: str = "resnet"              # classifiers: one of cag_lib.models.ARCHS
+    input_size: int = 32              # classifiers: the network's input size; the wrapper resizes the 32x32 images
     target: str = ""                  # classifiers on shapes: "shape" (= "", the world's classes), "colour", "background"
     role: str = "source"              # "source" (generates) or "judge" (held out, evaluates)
     epochs: float = 5
@@ -228,8 +229,8 @@ def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
         return ConditionalDiffusion(world_classes(cfg.bundle), in_chans, 32, unet=cfg.unet)
     if cfg.kind == "mae":
         return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
-    net = build_network(cfg.arch, in_chans, len(classes))
-    return Classifier(net, 32, mean, std, classes, name=cfg.name)
+    net = build_network(cfg.arch, in_chans, len(classes), **arch_kwargs(cfg.arch, cfg.input_size))
+    return Classifier(net, cfg.input_size, mean, std, classes, name=cfg.name)
 
 
 def init_entry(cfg: TrainConfig, classes=()) -> dict:
@@ -341,7 +342,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     elif cfg.kind != "classifier":
         entry["config"] = model.config
     else:
-        entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=32, mean=mean, std=std,
+        entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=cfg.input_size, mean=mean, std=std,
                      class_names=list(classes))
     # measure the shipped (float16) file, not the in-memory float32 model
     shipped = zoo.load_entry(entry, out)
@@ -373,7 +374,7 @@ def main(argv=None):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema", "adv_eps"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
-    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups", "adv_steps"):
+    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups", "adv_steps", "input_size"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
     p.add_argument("--mae-config", type=json.loads, default=None,
                    help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')

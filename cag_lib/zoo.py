@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from .data import world_classes
 from .mae import MaskedAutoencoder
-from .models import Classifier, Ensemble, build_network
+from .models import Classifier, Ensemble, arch_kwargs, build_network
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -105,7 +105,8 @@ def model_from_entry(entry: dict) -> nn.Module:
     if entry["kind"] == "clip":
         from .clip import create_clip
         return create_clip(entry["config"]["model"])[0]
-    net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]))
+    net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]),
+                        **arch_kwargs(entry["arch"], entry["input_size"]))
     return Classifier(net, entry["input_size"], entry["mean"], entry["std"], entry["class_names"],
                       name=entry.get("name", entry["arch"]))
 

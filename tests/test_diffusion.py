@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cag_lib.diffusion import (DEFAULT_STAGES, ConditionalDiffusion, Stage, classify, epsilon_errors,
-                               evaluations_per_image, evenly_spaced_timesteps)
+                               evaluations_per_image, evenly_spaced_timesteps, sample_images)
 
 TINY = dict(block_out_channels=(8, 8, 8), norm_num_groups=4)
 
@@ -92,3 +92,15 @@ def test_shipped_diffusion_classifier_reproduces_its_benchmark(fmnist_test):
     assert zoo.read_manifest()["fmnist"]["diffusion"]["metrics"]["dc_test_accuracy"] == pytest.approx(acc, abs=1e-4)
     now = classify(zoo.load_model("fmnist", "diffusion"), x[:CHECKED])
     assert (now != preds[:CHECKED]).sum() <= 1
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 10), ("ddpm", 50)])
+def test_samplers_reach_the_prototype_of_the_class(oracle, sampler, steps):
+    """With the exact denoiser of a one-image-per-class world, DDIM (deterministic) and DDPM
+    (ancestral) both end at the class's prototype, in [0, 1], from any start noise."""
+    classes = torch.tensor([3, 0, 5, 3])
+    noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    x = sample_images(oracle, classes, noise, sampler, steps, seed=2)
+    torch.testing.assert_close(x, (oracle.x0[classes] + 1) / 2, atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sample_images(oracle, classes, noise, "euler", 10)

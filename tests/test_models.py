@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from cag_lib.models import ARCHS, Classifier, ClassifierOutput, Ensemble, build_network
+from cag_lib.models import ARCHS, Classifier, ClassifierOutput, Ensemble, arch_kwargs, build_network
 
 
 def make(arch, in_chans=1, classes=10):
     torch.manual_seed(0)
-    return Classifier(build_network(arch, in_chans, classes), 32, [0.2] * in_chans, [0.3] * in_chans,
+    return Classifier(build_network(arch, in_chans, classes, **arch_kwargs(arch, 32)), 32, [0.2] * in_chans, [0.3] * in_chans,
                       [f"c{i}" for i in range(classes)], name=arch).eval()
 
 
@@ -64,3 +64,17 @@ def test_forward_with_map_matches_forward(arch):
     out, fmap = clf.forward_with_map(x)
     assert torch.allclose(out.logits, clf(x).logits, atol=1e-5)
     assert fmap.dim() == 3 and fmap.shape[0] == 2   # (B, channels, positions); 1 position for a 32x32 ResNet
+
+
+def test_mixer_sees_its_own_input_size():
+    """The MLP-Mixer test judge works at 28x28: the wrapper resizes the world's 32x32 images."""
+    m = Classifier(build_network("mixer", 1, 10, **arch_kwargs("mixer", 28)), 28, [0.2], [0.3]).eval()
+    assert m(torch.rand(2, 1, 32, 32)).logits.shape == (2, 10)
+    with pytest.raises(AssertionError):       # the bare network has a fixed token grid
+        m.net(torch.rand(2, 1, 32, 32))
+
+
+def test_plain_cnn_has_no_normalisation_layers():
+    net = build_network("cnn", 1, 10)
+    norms = (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)
+    assert not any(isinstance(m, norms) for m in net.modules())

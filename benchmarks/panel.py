@@ -1,0 +1,153 @@
+"""CaG against a DDPM, judged by a sealed panel: samples by the thousand, every number per judge.
+
+    python benchmarks/panel.py make ROW [ROW ...]   # generate with python -m cag_lib.sample, store
+    python benchmarks/panel.py score                # score every stored set -> the JSON the book quotes
+    python benchmarks/panel.py list                 # the rows and whether they are stored
+
+`make` runs the sampling command for a row (100 images per class, seed 0, resumable: run it again
+after a stop) in runs/panel/<row>/ and stores the images as uint8 with their targets in
+benchmarks/results/samples/<row>.npz, with the cost the command measured. Anyone can re-score
+those files. `score` compares every stored set with the fixed real reference (test images
+5000-9999) in the features of every judge of cag_lib.panel: the validation judge (the only one
+looked at when choosing a recipe) and the three test judges, and writes
+benchmarks/results/panel_fmnist.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cag_lib.generate import mean_reconstruction
+from cag_lib.panel import TEST_JUDGES, load_judges, real_row, reference_features, score_set, source_inception_score
+from cag_lib.zoo import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "benchmarks" / "results" / "samples"
+JSON = ROOT / "benchmarks" / "results" / "panel_fmnist.json"
+RUNS = ROOT / "runs" / "panel"
+
+# row -> (how it is made, the sampling command's arguments, which array is the picture)
+ROWS = {
+    "real": ("real", [], None),
+    "g(real)": ("g(real)", [], None),
+    "CaG full, 250 steps, g(x)": ("sample", ["--recipe", "CaG full"], "images"),
+    "CaG full, 250 steps, x": ("sample", ["--recipe", "CaG full"], "inputs"),
+    "CaG full, 100 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=100"], "images"),
+    "CaG full, 1000 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=1000"], "images"),
+    "classic (every prior, no MAE)": ("sample", ["--recipe", "classic: ens+prog+blur+jitter+TV"], "images"),
+    "eq. 1": ("sample", ["--recipe", "eq1"], "images"),
+    "MALA (MAE+ens+prog)": ("sample", ["--recipe", "MALA (MAE+ens+prog)"], "images"),
+    "DDPM, 1000 steps": ("sample", ["--recipe", "DDPM"], "images"),
+    "DDIM, 50 steps": ("sample", ["--recipe", "DDIM-50"], "images"),
+    "DDIM, 25 steps": ("sample", ["--recipe", "DDIM-25"], "images"),
+    "DDIM, 10 steps": ("sample", ["--recipe", "DDIM-10"], "images"),
+}
+PER_CLASS = 100
+
+
+def slug(row: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in row).strip("_").lower()
+
+
+def run_folder(row: str) -> Path:
+    """Rows that differ only in the array shown (g(x) or x) share one run."""
+    args = ROWS[row][1]
+    return RUNS / slug(" ".join(args) or row)
+
+
+def make(row: str, threads: int = 1, procs: int = 2) -> None:
+    """Generate one row and store it (uint8 images, targets, cost) under benchmarks/results/samples/.
+    The cost is the sampling command's: seconds of one process per image, with `threads` threads
+    (procs processes side by side, torchrun)."""
+    how, args, key = ROWS[row]
+    meta = {"row": row, "how": how, "per_class": PER_CLASS}
+    if how == "real":
+        x, y = real_row("fmnist", PER_CLASS)
+    elif how == "g(real)":   # the real row through the MAE, shown as CaG shows its pictures (4 masks)
+        x, y = real_row("fmnist", PER_CLASS)
+        x = mean_reconstruction(load_bundle("fmnist").mae, x, 0.75, False, n_masks=4, seed=0)
+    else:
+        out = run_folder(row)
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]
+        cmd = ["-m", "cag_lib.sample", "--bundle", "fmnist", *args, "--per-class", str(PER_CLASS),
+               "--threads", str(threads), "--out", str(out)]
+        subprocess.run((launch if procs > 1 else [sys.executable]) + cmd, check=True)
+        with np.load(out / "samples.npz") as s:
+            x, y = torch.from_numpy(s[key]).float() / 255, torch.from_numpy(s["targets"])
+        m = json.loads((out / "metrics.json").read_text())
+        meta.update(command="python -m cag_lib.sample " + " ".join(cmd[2:-2]), shown=key, processes=procs,
+                    seconds_per_image=m["seconds_per_image"], evaluations_per_image=m["evaluations_per_image"],
+                    threads=threads, cpu=platform.processor() or platform.machine())
+    SAMPLES.mkdir(parents=True, exist_ok=True)
+    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    np.savez_compressed(SAMPLES / f"{slug(row)}.npz", images=images, targets=y.numpy(), meta=np.array(json.dumps(meta)))
+    print(f"stored {row}: {images.shape} -> {SAMPLES / (slug(row) + '.npz')}", flush=True)
+
+
+def load_set(row: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    with np.load(SAMPLES / f"{slug(row)}.npz") as s:
+        return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
+                json.loads(str(s["meta"])))
+
+
+def stored_rows() -> list[str]:
+    return [r for r in ROWS if (SAMPLES / f"{slug(r)}.npz").exists()]
+
+
+def score(rows=None) -> dict:
+    """Every stored row (or `rows`), every judge: the report the book quotes."""
+    bundle = load_bundle("fmnist")
+    judges = load_judges(bundle)
+    refs = reference_features(judges)
+    report = {"reference": "Fashion-MNIST test images 5000-9999 (5000)", "validation_judge": bundle.spec.judge,
+              "test_judges": list(TEST_JUDGES["fmnist"]), "rows": {}}
+    for row in rows or stored_rows():
+        x, y, meta = load_set(row)
+        scores = score_set(judges, x, y, refs)
+        scores["source_is"] = source_inception_score(bundle, x)
+        report["rows"][row] = {"n": len(y), "cost": {k: meta[k] for k in ("seconds_per_image", "evaluations_per_image",
+                                                                          "threads", "processes") if k in meta},
+                               "command": meta.get("command", meta["how"]), **scores}
+        print(f"{row:34s} validation acc {scores['validation']['acc']:.3f}  test judges acc "
+              f"{scores['test_mean']['acc']:.3f} [{scores['test_mean']['acc_min']:.3f}, "
+              f"{scores['test_mean']['acc_max']:.3f}]  FD {scores['test_mean']['fd']:.2f}", flush=True)
+    return report
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["make", "score", "list"])
+    p.add_argument("rows", nargs="*", help="rows to make (names from ROWS)")
+    p.add_argument("--threads", type=int, default=1, help="threads per process (make), or for scoring")
+    p.add_argument("--procs", type=int, default=2, help="make: sampling processes side by side (torchrun)")
+    p.add_argument("--json", type=Path, default=JSON)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads if a.what == "make" else max(a.threads, 2))
+    unknown = [r for r in a.rows if r not in ROWS]
+    if unknown:
+        p.error(f"unknown rows {unknown}; valid: {list(ROWS)}")
+    if a.what == "list":
+        for r in ROWS:
+            print(("stored  " if r in stored_rows() else "missing ") + r)
+    elif a.what == "make":
+        for r in a.rows:
+            make(r, a.threads, a.procs)
+    else:
+        t0 = time.time()
+        report = score(a.rows or None)
+        report.update(machine={"cpu_threads": a.threads, "torch": torch.__version__, "python": platform.python_version()},
+                      seconds=round(time.time() - t0, 1))
+        a.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""A sealed panel of judges, and the numbers that compare generators.
+
+A generator's own classifiers flatter it, and so does a judge that was watched while the recipe
+was chosen. Fashion-MNIST therefore has four judges, none of them used for generation:
+
+- the **validation judge** (the bundle's ConvNeXt): the only judge looked at while choosing a
+  recipe or a setting;
+- three **test judges** (`TEST_JUDGES`): other architecture families (a CNN without normalisation
+  layers, an MLP-Mixer that sees the images resized to 28x28, a ResNet-D), other augmentation and
+  seeds, trained separately and only ever reported.
+
+Every sample set is compared with one fixed real reference, the last 5,000 test images. The "real"
+row of a comparison is 100 test images per class from the first 5,000, so its distances are the
+real-vs-real floor at N = 1,000.
+
+    >>> judges = load_judges(load_bundle("fmnist"))
+    >>> rows = score_set(judges, images, targets, reference_features(judges))
+"""
+from __future__ import annotations
+
+import torch
+
+from . import zoo
+from .data import load_world
+from .metrics import (frechet_distance, gaussian_stats, inception_score, intra_class_diversity,
+                      kid_from_features, precision_recall)
+from .models import predict
+
+TEST_JUDGES = {"fmnist": ("judge_cnn", "judge_resnet_d", "judge_mixer")}
+VALIDATION = "validation"          # the key of the bundle's own judge in load_judges' dict
+REFERENCE = (5000, 10000)          # test images [5000, 10000): the fixed real reference
+REAL_ROW = (0, 5000)               # the real row is drawn from the first 5000 test images
+
+
+def load_judges(bundle, device="cpu") -> dict:
+    """{"validation": the bundle's judge, test judge name: Classifier, ...}; a clear error without them."""
+    names = TEST_JUDGES.get(bundle.name)
+    if names is None:
+        raise ValueError(f"the bundle {bundle.name!r} has no test judges; the panel exists for "
+                         f"{', '.join(TEST_JUDGES)}")
+    return {VALIDATION: bundle.judge, **{n: zoo.load_model(bundle.name, n, device) for n in names}}
+
+
+def reference_images(world: str = "fmnist") -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_world(world, "test")
+    return x[REFERENCE[0]:REFERENCE[1]], y[REFERENCE[0]:REFERENCE[1]]
+
+
+def real_row(world: str = "fmnist", per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first per_class test images of every class among the first 5000, class by class."""
+    x, y = load_world(world, "test")
+    x, y = x[REAL_ROW[0]:REAL_ROW[1]], y[REAL_ROW[0]:REAL_ROW[1]]
+    idx = torch.cat([(y == c).nonzero()[:per_class, 0] for c in y.unique()])
+    if len(idx) < per_class * len(y.unique()):
+        raise ValueError(f"fewer than {per_class} test images of some class among the first {REAL_ROW[1]}")
+    return x[idx], y[idx]
+
+
+@torch.no_grad()
+def logits_and_features(judge, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) logits and (N, D) penultimate features in one pass per batch."""
+    outs = [judge(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return torch.cat([o.logits.float() for o in outs]), torch.cat([o.features.float() for o in outs])
+
+
+def reference_features(judges: dict, world: str = "fmnist") -> dict:
+    """Each judge's features of the real reference: {judge: (N, D)}."""
+    x, _ = reference_images(world)
+    return {name: logits_and_features(j, x)[1] for name, j in judges.items()}
+
+
+def judge_row(judge, images: torch.Tensor, targets: torch.Tensor, ref: torch.Tensor) -> dict:
+    """One judge's numbers for one sample set against the reference features ref (M, D)."""
+    logits, f = logits_and_features(judge, images)
+    kid, kid_std = kid_from_features(f, ref)
+    precision, recall = precision_recall(f, ref, k=3)
+    return {"acc": float((logits.argmax(1) == targets).float().mean()),
+            "conf": float(logits.softmax(-1).gather(1, targets[:, None]).mean()),
+            "fd": frechet_distance(*gaussian_stats(f), *gaussian_stats(ref)),
+            "kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall,
+            "is": inception_score(logits), "diversity": intra_class_diversity(f, targets)}
+
+
+def score_set(judges: dict, images: torch.Tensor, targets: torch.Tensor, refs: dict) -> dict:
+    """{judge: judge_row} for every judge of the panel, and the test judges' mean and spread."""
+    rows = {name: judge_row(j, images, targets, refs[name]) for name, j in judges.items()}
+    return {**rows, "test_mean": panel_summary(rows)}
+
+
+def panel_summary(rows: dict) -> dict:
+    """Mean, min and max of every number over the test judges (the validation judge left out)."""
+    test = [r for name, r in rows.items() if name not in (VALIDATION, "test_mean")]
+    out = {}
+    for k in test[0]:
+        vals = torch.tensor([r[k] for r in test], dtype=torch.float64)
+        out[k], out[k + "_min"], out[k + "_max"] = float(vals.mean()), float(vals.min()), float(vals.max())
+    return out
+
+
+def source_inception_score(bundle, images: torch.Tensor) -> float:
+    """The Inception-Score-like number of the bundle's first source classifier: what a generator's own
+    classifier thinks of its images (compare with the test judges' "is")."""
+    return inception_score(predict(bundle.classifiers[0], images))

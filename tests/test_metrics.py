@@ -1,0 +1,66 @@
+"""The comparison's numbers by hand: precision/recall, the Inception-Score-like number, KID; the panel."""
+import pytest
+import torch
+
+from cag_lib.metrics import inception_score, kid_from_features, precision_recall
+
+
+def test_precision_recall_by_hand():
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])     # k = 1: every real ball has radius 1
+    gen = torch.tensor([[0.5], [10.0]])                    # one point on the data, one far away
+    p, r = precision_recall(gen, real, k=1)
+    assert p == 0.5                                        # half the samples are realistic
+    # gen's own balls: radius 9.5 around both; they hold every real point
+    assert r == 1.0
+    collapsed = torch.tensor([[1.0], [1.0], [1.01]])       # mode collapse: precise, covers little
+    p, r = precision_recall(collapsed, real, k=1)
+    assert p == 1.0 and r == 0.25
+
+
+def test_inception_score_by_hand():
+    confident_even = torch.eye(4) * 100                   # each image one class, classes used evenly
+    assert inception_score(confident_even) == pytest.approx(4.0)
+    confident_one = torch.tensor([[100.0, 0, 0, 0]] * 4)  # always the same class: nothing gained
+    assert inception_score(confident_one) == pytest.approx(1.0)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    p = logits.softmax(-1)
+    m = p.mean(0)
+    by_hand = torch.exp((p * (p / m).log()).sum(1).mean())
+    assert inception_score(logits) == pytest.approx(float(by_hand))
+
+
+def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
+    """Averaged over many random subsets, KID is the full sets' unbiased MMD^2 with the kernel
+    k(x, y) = (x.y / D + 1)^3 (a U-statistic averages to the U-statistic of the whole set)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(60, 3, generator=g).double(), torch.randn(60, 3, generator=g).double() + 1
+
+    def k(x, y):
+        return (x @ y.T / 3 + 1) ** 3
+
+    def mmd(x, y):
+        m = len(x)
+        kxx, kyy = k(x, x), k(y, y)
+        return float((kxx.sum() - kxx.diag().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diag().sum()) / (m * (m - 1))
+                     - 2 * k(x, y).mean())
+    mean, std = kid_from_features(a, b, subsets=3000)
+    assert mean == pytest.approx(mmd(a, b), rel=0.03) and std > 0
+    assert kid_from_features(a, b, seed=3) == kid_from_features(a, b, seed=3)   # seeded: re-scores agree
+    same, _ = kid_from_features(a, torch.randn(60, 3, generator=g).double(), subsets=500)
+    assert abs(same) < mean / 10
+
+
+def test_panel_row_on_real_images_is_near_the_floor():
+    """The panel, on real images: a judge recognises them, and the distances are small against the
+    same numbers for noise."""
+    from cag_lib.panel import judge_row, logits_and_features, real_row, reference_images
+    from cag_lib.zoo import load_bundle
+    b = load_bundle("fmnist")
+    x, y = real_row("fmnist", per_class=20)
+    assert len(x) == 200 and y.bincount().tolist() == [20] * 10
+    ref = logits_and_features(b.judge, reference_images("fmnist")[0][:1000])[1]
+    real = judge_row(b.judge, x, y, ref)
+    noise = judge_row(b.judge, torch.rand(200, 1, 32, 32), y, ref)
+    assert real["acc"] > 0.8 and noise["acc"] < 0.3
+    assert real["fd"] < noise["fd"] / 5 and real["kid"] < noise["kid"] / 5
+    assert real["precision"] > 0.8 and noise["precision"] < real["precision"] / 4 and real["is"] > noise["is"]
