@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from cag_lib.generate import mean_reconstruction
-from cag_lib.panel import TEST_JUDGES, load_judges, real_row, reference_features, score_set, source_inception_score
+from cag_lib.panel import (TEST_JUDGES, load_judges, load_sample_set, real_row, reference_features, score_set,
+                           set_slug, source_inception_score)
 from cag_lib.zoo import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +54,10 @@ ROWS = {
 PER_CLASS = 100
 
 
-def slug(row: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in row).strip("_").lower()
-
-
 def run_folder(row: str) -> Path:
     """Rows that differ only in the array shown (g(x) or x) share one run."""
     args = ROWS[row][1]
-    return RUNS / slug(" ".join(args) or row)
+    return RUNS / set_slug(" ".join(args) or row)
 
 
 def make(row: str, threads: int = 1, procs: int = 2) -> None:
@@ -88,18 +85,12 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
                     threads=threads, cpu=platform.processor() or platform.machine())
     SAMPLES.mkdir(parents=True, exist_ok=True)
     images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    np.savez_compressed(SAMPLES / f"{slug(row)}.npz", images=images, targets=y.numpy(), meta=np.array(json.dumps(meta)))
-    print(f"stored {row}: {images.shape} -> {SAMPLES / (slug(row) + '.npz')}", flush=True)
-
-
-def load_set(row: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    with np.load(SAMPLES / f"{slug(row)}.npz") as s:
-        return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
-                json.loads(str(s["meta"])))
+    np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=y.numpy(), meta=np.array(json.dumps(meta)))
+    print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
 
 
 def stored_rows() -> list[str]:
-    return [r for r in ROWS if (SAMPLES / f"{slug(r)}.npz").exists()]
+    return [r for r in ROWS if (SAMPLES / f"{set_slug(r)}.npz").exists()]
 
 
 def score(rows=None) -> dict:
@@ -110,7 +101,7 @@ def score(rows=None) -> dict:
     report = {"reference": "Fashion-MNIST test images 5000-9999 (5000)", "validation_judge": bundle.spec.judge,
               "test_judges": list(TEST_JUDGES["fmnist"]), "rows": {}}
     for row in rows or stored_rows():
-        x, y, meta = load_set(row)
+        x, y, meta = load_sample_set(row, SAMPLES)
         scores = score_set(judges, x, y, refs)
         scores["source_is"] = source_inception_score(bundle, x)
         report["rows"][row] = {"n": len(y), "cost": {k: meta[k] for k in ("seconds_per_image", "evaluations_per_image",

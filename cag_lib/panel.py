@@ -18,6 +18,10 @@ real-vs-real floor at N = 1,000.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from . import zoo
@@ -30,6 +34,29 @@ TEST_JUDGES = {"fmnist": ("judge_cnn", "judge_resnet_d", "judge_mixer")}
 VALIDATION = "validation"          # the key of the bundle's own judge in load_judges' dict
 REFERENCE = (5000, 10000)          # test images [5000, 10000): the fixed real reference
 REAL_ROW = (0, 5000)               # the real row is drawn from the first 5000 test images
+
+
+def results_dir() -> Path:
+    """benchmarks/results of the repository this cag_lib is installed from (an editable install or a
+    clone); the stored sample sets and the panel's JSON live there."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    if not (path / "samples").exists():
+        raise FileNotFoundError(f"no stored sample sets in {path / 'samples'}: clone the repository "
+                                "and install it with `pip install -e .` to read them")
+    return path
+
+
+def set_slug(row: str) -> str:
+    """A stored sample set's file name for a row name: "CaG full, 250 steps, g(x)" -> cag_full_250_steps_g_x."""
+    return "".join(c if c.isalnum() else "_" for c in row).strip("_").lower()
+
+
+def load_sample_set(row: str, folder: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(images (N, C, H, W) in [0, 1], targets (N,), how they were made) of a stored sample set."""
+    path = (folder or results_dir() / "samples") / f"{set_slug(row)}.npz"
+    with np.load(path) as s:
+        return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
+                json.loads(str(s["meta"])))
 
 
 def load_judges(bundle, device="cpu") -> dict:
