@@ -1,6 +1,7 @@
 """CaG against a DDPM, judged by a sealed panel: samples by the thousand, every number per judge.
 
     python benchmarks/panel.py make ROW [ROW ...]   # generate with python -m cag_lib.sample, store
+    python benchmarks/panel.py cost                 # seconds per image of every generator, quiet machine
     python benchmarks/panel.py score                # score every stored set -> the JSON the book quotes
     python benchmarks/panel.py list                 # the rows and whether they are stored
 
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "benchmarks" / "results" / "samples"
 JSON = ROOT / "benchmarks" / "results" / "panel_fmnist.json"
 RUNS = ROOT / "runs" / "panel"
+COST = ROOT / "benchmarks" / "results" / "panel_cost_fmnist.json"
 
 # row -> (how it is made, the sampling command's arguments, which array is the picture)
 ROWS = {
@@ -89,6 +91,27 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
 
 
+def measure_cost(rows, per_image: int = 25) -> dict:
+    """Seconds per image of each generated row on a quiet machine: one process, one thread, one
+    shard of `per_image` images of one class (Sneaker), nothing else running. The stored sets were
+    made two processes side by side while other work ran, so their own timings are noisier."""
+    report = {}
+    for row in rows:
+        how, args, _ = ROWS[row]
+        if how != "sample" or row.endswith(", x"):
+            continue
+        out = RUNS / "cost" / set_slug(row)
+        cmd = [sys.executable, "-m", "cag_lib.sample", "--bundle", "fmnist", *args, "--classes", "Sneaker",
+               "--per-class", str(per_image), "--shard-size", str(per_image), "--threads", "1", "--no-resume",
+               "--out", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        m = json.loads((out / "metrics.json").read_text())
+        report[row] = {k: m[k] for k in ("seconds_per_image", "evaluations_per_image")}
+        print(f"{row:34s} {m['seconds_per_image']:.3f} s per image, {m['evaluations_per_image']} evaluations",
+              flush=True)
+    return report
+
+
 def stored_rows() -> list[str]:
     return [r for r in ROWS if (SAMPLES / f"{set_slug(r)}.npz").exists()]
 
@@ -98,14 +121,17 @@ def score(rows=None) -> dict:
     bundle = load_bundle("fmnist")
     judges = load_judges(bundle)
     refs = reference_features(judges)
+    costs = json.loads(COST.read_text())["rows"] if COST.exists() else {}
     report = {"reference": "Fashion-MNIST test images 5000-9999 (5000)", "validation_judge": bundle.spec.judge,
               "test_judges": list(TEST_JUDGES["fmnist"]), "rows": {}}
     for row in rows or stored_rows():
         x, y, meta = load_sample_set(row, SAMPLES)
         scores = score_set(judges, x, y, refs)
         scores["source_is"] = source_inception_score(bundle, x)
-        report["rows"][row] = {"n": len(y), "cost": {k: meta[k] for k in ("seconds_per_image", "evaluations_per_image",
-                                                                          "threads", "processes") if k in meta},
+        cost = costs.get(row.replace(", x", ", g(x)"), {})
+        report["rows"][row] = {"n": len(y), "cost": {**cost, "threads": 1} if cost else {},
+                               "while_stored": {k: meta[k] for k in ("seconds_per_image", "threads", "processes")
+                                                if k in meta},
                                "command": meta.get("command", meta["how"]), **scores}
         print(f"{row:34s} validation acc {scores['validation']['acc']:.3f}  test judges acc "
               f"{scores['test_mean']['acc']:.3f} [{scores['test_mean']['acc_min']:.3f}, "
@@ -115,7 +141,7 @@ def score(rows=None) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["make", "score", "list"])
+    p.add_argument("what", choices=["make", "cost", "score", "list"])
     p.add_argument("rows", nargs="*", help="rows to make (names from ROWS)")
     p.add_argument("--threads", type=int, default=1, help="threads per process (make), or for scoring")
     p.add_argument("--procs", type=int, default=2, help="make: sampling processes side by side (torchrun)")
@@ -131,6 +157,12 @@ def main(argv=None):
     elif a.what == "make":
         for r in a.rows:
             make(r, a.threads, a.procs)
+    elif a.what == "cost":
+        torch.set_num_threads(1)
+        COST.write_text(json.dumps({"what": "seconds per image, one process with one thread, 25 images of one "
+                                            "class in one batch, nothing else running",
+                                    "rows": measure_cost(a.rows or list(ROWS))}, indent=2) + "\n")
+        print(f"wrote {COST}")
     else:
         t0 = time.time()
         report = score(a.rows or None)

@@ -47,8 +47,8 @@ def kid_from_features(f_gen: torch.Tensor, f_real: torch.Tensor, subsets: int = 
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=subsets, subset_size=n,
                                       sync_on_compute=False)   # one process scores; no all-gather
-    kid.update(f_real.double(), real=True)
-    kid.update(f_gen.double(), real=False)
+    kid.update(f_real.float(), real=True)
+    kid.update(f_gen.float(), real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = kid.compute()
@@ -60,19 +60,25 @@ def kernel_distance(model, images: torch.Tensor, real_images: torch.Tensor, **kw
     return kid_from_features(features(model, images), features(model, real_images), **kw)
 
 
-def precision_recall(f_gen: torch.Tensor, f_real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+def knn_radii(f: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """(N,) distance from each point of f (N, D) to its k-th nearest other point."""
+    f = f.double()
+    return torch.cdist(f, f).kthvalue(k + 1, dim=1).values
+
+
+def precision_recall(f_gen: torch.Tensor, f_real: torch.Tensor, k: int = 3,
+                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of
     balls around its points with radius the distance to the k-th nearest neighbour within the set.
     Precision: the share of generated points inside the real manifold (are they realistic?); recall:
-    the share of real points inside the generated manifold (is the data covered?). f: (N, D)."""
+    the share of real points inside the generated manifold (is the data covered?). f: (N, D);
+    real_radii: knn_radii(f_real, k), when scoring many sets against one reference."""
     f_gen, f_real = f_gen.double(), f_real.double()
-
-    def radii(f):  # (N,) distance to the k-th nearest other point
-        return torch.cdist(f, f).kthvalue(k + 1, dim=1).values
+    r_real = knn_radii(f_real, k) if real_radii is None else real_radii
 
     def inside(points, centres, r):  # share of points within some ball (centres, r)
         return float((torch.cdist(points, centres) <= r[None, :]).any(1).double().mean())
-    return inside(f_gen, f_real, radii(f_real)), inside(f_real, f_gen, radii(f_gen))
+    return inside(f_gen, f_real, r_real), inside(f_real, f_gen, knn_radii(f_gen, k))
 
 
 def inception_score(logits: torch.Tensor) -> float:

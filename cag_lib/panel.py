@@ -9,9 +9,10 @@ was chosen. Fashion-MNIST therefore has four judges, none of them used for gener
   layers, an MLP-Mixer that sees the images resized to 28x28, a ResNet-D), other augmentation and
   seeds, trained separately and only ever reported.
 
-Every sample set is compared with one fixed real reference, the last 5,000 test images. The "real"
-row of a comparison is 100 test images per class from the first 5,000, so its distances are the
-real-vs-real floor at N = 1,000.
+Every sample set is compared with one fixed real reference, the last 5,000 test images, in each
+judge's penultimate features scaled so that the reference has variance 1 per dimension on average
+(FD and KID then have the same units for every judge). The "real" row of a comparison is 100 test
+images per class from the first 5,000, so its distances are the real-vs-real floor at N = 1,000.
 
     >>> judges = load_judges(load_bundle("fmnist"))
     >>> rows = score_set(judges, images, targets, reference_features(judges))
@@ -27,7 +28,7 @@ import torch
 from . import zoo
 from .data import load_world
 from .metrics import (frechet_distance, gaussian_stats, inception_score, intra_class_diversity,
-                      kid_from_features, precision_recall)
+                      kid_from_features, knn_radii, precision_recall)
 from .models import predict
 
 TEST_JUDGES = {"fmnist": ("judge_cnn", "judge_resnet_d", "judge_mixer")}
@@ -91,19 +92,30 @@ def logits_and_features(judge, images: torch.Tensor, batch_size: int = 500) -> t
 
 
 def reference_features(judges: dict, world: str = "fmnist") -> dict:
-    """Each judge's features of the real reference: {judge: (N, D)}."""
+    """Each judge's view of the real reference, computed once: {judge: {"features": (M, D),
+    "stats": (mean, covariance), "radii": (M,) k = 3 nearest-neighbour radii, "scale"}}. A judge's
+    features are divided by `scale`, the root of the reference's mean variance per dimension, so
+    that FD, KID and diversity have the same units for every judge (a CNN without normalisation
+    layers has features a hundred times larger than a ConvNeXt's)."""
     x, _ = reference_images(world)
-    return {name: logits_and_features(j, x)[1] for name, j in judges.items()}
+    refs = {}
+    for name, j in judges.items():
+        f = logits_and_features(j, x)[1]
+        scale = f.var(0).mean().sqrt()        # judges' features differ in scale by orders of magnitude
+        f = f / scale
+        refs[name] = {"features": f, "stats": gaussian_stats(f), "radii": knn_radii(f, 3), "scale": scale}
+    return refs
 
 
-def judge_row(judge, images: torch.Tensor, targets: torch.Tensor, ref: torch.Tensor) -> dict:
-    """One judge's numbers for one sample set against the reference features ref (M, D)."""
+def judge_row(judge, images: torch.Tensor, targets: torch.Tensor, ref: dict) -> dict:
+    """One judge's numbers for one sample set against its view of the reference (reference_features)."""
     logits, f = logits_and_features(judge, images)
-    kid, kid_std = kid_from_features(f, ref)
-    precision, recall = precision_recall(f, ref, k=3)
+    f = f / ref["scale"]                      # the reference's units: mean variance 1 per dimension
+    kid, kid_std = kid_from_features(f, ref["features"])
+    precision, recall = precision_recall(f, ref["features"], k=3, real_radii=ref["radii"])
     return {"acc": float((logits.argmax(1) == targets).float().mean()),
             "conf": float(logits.softmax(-1).gather(1, targets[:, None]).mean()),
-            "fd": frechet_distance(*gaussian_stats(f), *gaussian_stats(ref)),
+            "fd": frechet_distance(*gaussian_stats(f), *ref["stats"]),
             "kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall,
             "is": inception_score(logits), "diversity": intra_class_diversity(f, targets)}
 

@@ -53,12 +53,12 @@ def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
 def test_panel_row_on_real_images_is_near_the_floor():
     """The panel, on real images: a judge recognises them, and the distances are small against the
     same numbers for noise."""
-    from cag_lib.panel import judge_row, logits_and_features, real_row, reference_images
+    from cag_lib.panel import judge_row, real_row, reference_features
     from cag_lib.zoo import load_bundle
     b = load_bundle("fmnist")
     x, y = real_row("fmnist", per_class=20)
     assert len(x) == 200 and y.bincount().tolist() == [20] * 10
-    ref = logits_and_features(b.judge, reference_images("fmnist")[0][:1000])[1]
+    ref = reference_features({"validation": b.judge})["validation"]
     real = judge_row(b.judge, x, y, ref)
     noise = judge_row(b.judge, torch.rand(200, 1, 32, 32), y, ref)
     assert real["acc"] > 0.8 and noise["acc"] < 0.3
