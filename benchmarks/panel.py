@@ -4,6 +4,7 @@
     python benchmarks/panel.py cost                 # seconds per image of every generator, quiet machine
     python benchmarks/panel.py score                # score every stored set -> the JSON the book quotes
     python benchmarks/panel.py list                 # the rows and whether they are stored
+    python benchmarks/panel.py table                # the ablation page's table, from the JSON
 
 `make` runs the sampling command for a row (100 images per class, seed 0, resumable: run it again
 after a stop) in runs/panel/<row>/ and stores the images as uint8 with their targets in
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -82,7 +84,8 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
         with np.load(out / "samples.npz") as s:
             x, y = torch.from_numpy(s[key]).float() / 255, torch.from_numpy(s["targets"])
         m = json.loads((out / "metrics.json").read_text())
-        meta.update(command="python -m cag_lib.sample " + " ".join(cmd[2:-2]), shown=key, processes=procs,
+        shown_cmd = (["torchrun", "--standalone", f"--nproc-per-node={procs}"] if procs > 1 else ["python"]) + cmd
+        meta.update(command=shlex.join(shown_cmd[:-2]), shown=key, processes=procs,
                     seconds_per_image=m["seconds_per_image"], evaluations_per_image=m["evaluations_per_image"],
                     threads=threads, cpu=platform.processor() or platform.machine())
     SAMPLES.mkdir(parents=True, exist_ok=True)
@@ -139,9 +142,27 @@ def score(rows=None) -> dict:
     return report
 
 
+ABLATION_ROWS = ("real", "g(real)", "CaG full, 250 steps, g(x)", "CaG full, 250 steps, x",
+                 "classic (every prior, no MAE)", "eq. 1")
+
+
+def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
+    """The ablation page's panel table: validation judge, then the test judges' mean and range."""
+    lines = ["| method (N = 1,000) | validation judge acc | test judges acc (range) | test judges FD (range) "
+             "| precision | recall |", "|---|---|---|---|---|---|"]
+    for name in rows:
+        r = report["rows"].get(name)
+        if r is None:
+            continue
+        t = r["test_mean"]
+        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
+                     f"| {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['precision']:.2f} | {t['recall']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["make", "cost", "score", "list"])
+    p.add_argument("what", choices=["make", "cost", "score", "list", "table"])
     p.add_argument("rows", nargs="*", help="rows to make (names from ROWS)")
     p.add_argument("--threads", type=int, default=1, help="threads per process (make), or for scoring")
     p.add_argument("--procs", type=int, default=2, help="make: sampling processes side by side (torchrun)")
@@ -151,7 +172,9 @@ def main(argv=None):
     unknown = [r for r in a.rows if r not in ROWS]
     if unknown:
         p.error(f"unknown rows {unknown}; valid: {list(ROWS)}")
-    if a.what == "list":
+    if a.what == "table":        # the markdown the ablation page pastes
+        print(ablation_table(json.loads(a.json.read_text())))
+    elif a.what == "list":
         for r in ROWS:
             print(("stored  " if r in stored_rows() else "missing ") + r)
     elif a.what == "make":

@@ -41,3 +41,34 @@ def test_stored_samples_rescore_to_the_stored_numbers(report):
         for j, numbers in again.items():
             for k, v in numbers.items():
                 assert v == pytest.approx(row[j][k], rel=1e-6, abs=1e-9), (name, j, k)
+
+
+def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
+    """book/ablation.md shows `python benchmarks/panel.py table` and says, in words, what it shows."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location("panel_bench", root / "benchmarks" / "panel.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.ablation_table(report) in (root / "book" / "ablation.md").read_text(), \
+        "book/ablation.md is stale: paste `python benchmarks/panel.py table` into it"
+    rows = report["rows"]
+    cag, x, eq1 = rows["CaG full, 250 steps, g(x)"], rows["CaG full, 250 steps, x"], rows["eq. 1"]
+    classic, greal = rows["classic (every prior, no MAE)"], rows["g(real)"]
+    tests = ["judge_cnn", "judge_resnet_d", "judge_mixer"]
+    # "g(x) is recognised far more often than eq. 1's by every judge, and than x by every judge but the CNN"
+    assert all(cag[j]["acc"] > eq1[j]["acc"] + 0.3 for j in ["validation", *tests])
+    assert all(cag[j]["acc"] > x[j]["acc"] + 0.1 for j in ["validation", "judge_resnet_d", "judge_mixer"])
+    assert 0 <= x["judge_cnn"]["acc"] - cag["judge_cnn"]["acc"] < 0.05
+    # "the validation judge puts CaG well ahead of the classic baseline; the test judges by less"
+    gap_val = cag["validation"]["acc"] - classic["validation"]["acc"]
+    gap_test = cag["test_mean"]["acc"] - classic["test_mean"]["acc"]
+    assert gap_val > 0.1 and 0 < gap_test < gap_val / 2
+    assert classic["judge_cnn"]["acc"] > cag["judge_cnn"]["acc"]              # "the CNN prefers classic"
+    assert cag["judge_mixer"]["acc"] > classic["judge_mixer"]["acc"]          # "the Mixer prefers CaG"
+    assert abs(cag["judge_resnet_d"]["acc"] - classic["judge_resnet_d"]["acc"]) < 0.02   # "about equally"
+    # "the classic baseline's FD is lower than CaG's, both far above g(real)"
+    assert classic["test_mean"]["fd"] < cag["test_mean"]["fd"]
+    assert min(classic["test_mean"]["fd"], cag["test_mean"]["fd"]) > 2 * greal["test_mean"]["fd"]
+    assert cag["test_mean"]["precision"] < 0.5 and cag["test_mean"]["recall"] < 0.5
