@@ -54,6 +54,7 @@ ROWS = {
     "DDIM, 50 steps": ("sample", ["--recipe", "DDIM-50"], "images"),
     "DDIM, 25 steps": ("sample", ["--recipe", "DDIM-25"], "images"),
     "DDIM, 10 steps": ("sample", ["--recipe", "DDIM-10"], "images"),
+    "GAN": ("sample", ["--recipe", "GAN"], "images"),
 }
 PER_CLASS = 100
 

@@ -110,6 +110,12 @@ class DiffusionConfig:
             raise ValueError(f"steps must be between 1 and the training's 1000 timesteps, not {self.steps}")
 
 
+@dataclass(frozen=True)
+class GANConfig:
+    """A sample of the zoo's class-conditional GAN: one forward pass of its generator."""
+    model: str = "gan"      # the zoo name of the GAN
+
+
 DIFFUSION_RECIPES = {"DDPM": DiffusionConfig("ddpm", 1000), "DDIM-10": DiffusionConfig("ddim", 10),
                      "DDIM-25": DiffusionConfig("ddim", 25), "DDIM-50": DiffusionConfig("ddim", 50)}
 
@@ -167,8 +173,10 @@ def typed_value(key: str, value, default):
     return value
 
 
-def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig:
-    """The named recipe (the ImageNet preset, a DDPM sampler) with --set's changes; no per-step bar."""
+def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig | GANConfig:
+    """The named recipe (the ImageNet preset, a DDPM sampler, the GAN) with --set's changes."""
+    if name == "GAN":
+        return replace(GANConfig(), **parse_sets(sets, GANConfig))
     if name in DIFFUSION_RECIPES:
         return replace(DIFFUSION_RECIPES[name], **parse_sets(sets, DiffusionConfig))
     if name == "imagenet":
@@ -176,18 +184,19 @@ def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig:
     elif name in RECIPES:
         cfg = recipe(name)
     else:
-        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join((*RECIPES, *DIFFUSION_RECIPES))}, imagenet")
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join((*RECIPES, *DIFFUSION_RECIPES))}, GAN, "
+                         "imagenet")
     return replace(cfg, **parse_sets(sets), progress=False)
 
 
 def weights_ids(bundle_name: str, bundle, random_weights: bool, recipe_name: str = "") -> dict:
     """What identifies the weights a run used: sha256 from the zoo's manifest, or how they were made."""
-    if recipe_name in DIFFUSION_RECIPES:
-        if bundle_name not in zoo.BUNDLES or "diffusion" not in bundle.manifest:
-            raise ValueError(f"--recipe {recipe_name}: the bundle {bundle_name!r} has no diffusion model; "
+    if recipe_name in (*DIFFUSION_RECIPES, "GAN"):
+        model = "gan" if recipe_name == "GAN" else "diffusion"
+        if bundle_name not in zoo.BUNDLES or model not in bundle.manifest:
+            raise ValueError(f"--recipe {recipe_name}: the bundle {bundle_name!r} has no {model} model; "
                              "use --bundle fmnist")
-        spec = bundle.spec
-        return {m: bundle.manifest[m]["sha256"] for m in ("diffusion", spec.judge)}
+        return {m: bundle.manifest[m]["sha256"] for m in (model, bundle.spec.judge)}
     if bundle_name == "imagenet":
         kind = "random (pretrained=False)" if random_weights else "pretrained"
         return {m: kind for m in (*bundle.spec.sources, bundle.spec.judge, bundle.spec.mae)}
@@ -291,6 +300,16 @@ def diffusion_maker(model, cfg: DiffusionConfig):
         t0 = time.time()
         x = sample_images(model, torch.full((len(seeds),), shard.cls), noise, cfg.sampler, cfg.steps, shard_seed)
         return x, None, "x", time.time() - t0, cfg.steps
+    return make
+
+
+def gan_maker(model):
+    """The same for the GAN: image i's noise z is drawn with its own seed."""
+    def make(shard: Shard, seeds, shard_seed: int):
+        z = torch.cat([torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        t0 = time.time()
+        x = model.sample(z.to(next(model.parameters()).device), torch.full((len(seeds),), shard.cls))
+        return x, None, "x", time.time() - t0, 1
     return make
 
 
@@ -506,7 +525,7 @@ EXAMPLES = """examples:
 
 Stop it at any time (Ctrl-C, or SIGTERM); the same command continues where it stopped.
 Recipes: """ + ", ".join(repr(r) for r in RECIPES) + """, 'imagenet' (the paper's preset);
-the zoo's class-conditional DDPM: """ + ", ".join(DIFFUSION_RECIPES) + "."
+the zoo's class-conditional DDPM: """ + ", ".join(DIFFUSION_RECIPES) + "; its GAN: GAN."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -579,8 +598,11 @@ def run(args) -> dict:
     if d.rank == 0:
         print(f"{out}: {len(shards) - len(pending)} of {len(shards)} shards done, {len(pending)} to make"
               + (f" on {d.world} processes" if d.active else ""), flush=True)
+    device = next(bundle.mae.parameters()).device
     if isinstance(cfg, DiffusionConfig):
-        make = diffusion_maker(zoo.load_model(args.bundle, "diffusion", next(bundle.mae.parameters()).device), cfg)
+        make = diffusion_maker(zoo.load_model(args.bundle, "diffusion", device), cfg)
+    elif isinstance(cfg, GANConfig):
+        make = gan_maker(zoo.load_model(args.bundle, cfg.model, device))
     else:
         make = cag_maker(bundle, cfg, class_stats_for(bundle, cfg, d))
     work(make, cfg, spec, out, shards, pending[d.rank::d.world], d)

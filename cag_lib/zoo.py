@@ -22,6 +22,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from .data import world_classes
+from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .models import Classifier, Ensemble, arch_kwargs, build_network
 
@@ -102,6 +103,8 @@ def model_from_entry(entry: dict) -> nn.Module:
     if entry["kind"] == "diffusion":
         from .diffusion import ConditionalDiffusion
         return ConditionalDiffusion(**entry["config"])
+    if entry["kind"] == "gan":
+        return ConditionalGAN(**entry["config"])
     if entry["kind"] == "clip":
         from .clip import create_clip
         return create_clip(entry["config"]["model"])[0]
@@ -213,6 +216,8 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
                           f"on {m['test_images']} test images")
             elif "dc_test_accuracy" in m:
                 metric = f"diffusion-classifier accuracy {m['dc_test_accuracy']:.2%} on {m['dc_test_images']} test images"
+            elif "sample_judge_accuracy" in m:
+                metric = f"judge accuracy {m['sample_judge_accuracy']:.2%} on {m['test_images']} samples"
             elif "test_eps_mse" in m:
                 metric = f"noise-prediction MSE {m['test_eps_mse']:.4f} on {m['test_images']} test images"
             else:
@@ -224,6 +229,8 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
                     arch += f", adversarially fine-tuned (L2 {e['training']['config']['adv_eps']:g})"
             elif e["kind"] == "diffusion":
                 arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
+            elif e["kind"] == "gan":
+                arch = f"DCGAN-style, projection discriminator, width {e['config']['width']}"
             else:
                 arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
             if e["training"].get("init"):   # fine-tuned (python -m cag_lib.train --init NAME)
