@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -38,10 +37,13 @@ from . import __version__, zoo
 from .clip import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
 from .data import load_world
 from .diffusion import sample_images
-from .generate import GenerateConfig, generate, initial_images
+from .generate import GenerateConfig, generate
 from .imagenet import imagenet_preset, load_imagenet_bundle
 from .metrics import evaluate, kernel_distance
+from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
 from .recipes import RECIPES, recipe, shown_images
+from .shards import (CorruptShardError, Shard, job_seed, plan_shards, read_shard, save_npz, start_noise,  # noqa: F401
+                     to_uint8, write_atomic)
 from .shapes import HELD_OUT, scene_prompt, scene_triple
 from .stats import bundle_class_grams, bundle_class_stats
 from .viz import rows_figure
@@ -52,48 +54,6 @@ DEFAULT_RECIPE = {"shapes-text": "text-to-image", "imagenet": "imagenet"}   # el
 
 class RunMismatchError(ValueError):
     """The output folder holds a run with other settings."""
-
-
-class CorruptShardError(ValueError):
-    """A shard file that cannot be read back or does not hold the jobs it should."""
-
-
-# --- the plan: jobs, shards, seeds ------------------------------------------------------------
-@dataclass(frozen=True)
-class Shard:
-    cls: int      # class index in the bundle
-    start: int    # first image index within the class
-    stop: int     # one past the last
-
-    @property
-    def name(self) -> str:
-        return f"c{self.cls:04d}_i{self.start:06d}"
-
-    @property
-    def indices(self) -> list[int]:
-        return list(range(self.start, self.stop))
-
-
-def plan_shards(classes, per_class: int, shard_size: int) -> list[Shard]:
-    """Every (class, index) job exactly once, in shards of at most shard_size jobs of one class."""
-    return [Shard(c, s, min(s + shard_size, per_class))
-            for c in classes for s in range(0, per_class, shard_size)]
-
-
-def job_seed(seed: int, *key) -> int:
-    """A deterministic 62-bit seed for (run seed, *key): the same on every machine and process."""
-    digest = hashlib.sha256(":".join(map(str, (seed, *key))).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 2
-
-
-def start_noise(seeds, chans: int, res: int, std: float) -> torch.Tensor:
-    """(B, C, res, res): image i from its own seed, as generate's default start draws a batch."""
-    return torch.cat([initial_images(1, chans, res, std, torch.Generator().manual_seed(s)) for s in seeds])
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) in [0, 1] -> uint8, rounded."""
-    return (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 # --- the run's settings -------------------------------------------------------------------------
@@ -234,43 +194,6 @@ def resolve_classes(bundle_name: str, bundle, given) -> list[int]:
     return idx
 
 
-# --- shards on disk -------------------------------------------------------------------------------
-def write_atomic(path: Path, write) -> None:
-    """write(file) into a temporary file beside path, then rename: a reader sees all or nothing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def save_npz(path: Path, arrays: dict) -> None:
-    write_atomic(path, lambda f: np.savez(f, **arrays))
-
-
-def read_shard(path: Path, shard: Shard, run_id: str) -> dict:
-    """A finished shard's arrays; CorruptShardError if the file is damaged or holds other jobs."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # truncated zip, bad CRC, not an npz at all
-        raise CorruptShardError(f"{path.name} cannot be read ({type(e).__name__}: {e})") from None
-    need = {"images", "targets", "indices", "seeds", "run_id"}
-    if not need <= set(arrays):
-        raise CorruptShardError(f"{path.name} lacks {sorted(need - set(arrays))}")
-    if str(arrays["run_id"]) != run_id:
-        raise CorruptShardError(f"{path.name} belongs to another run ({arrays['run_id']})")
-    if arrays["indices"].tolist() != shard.indices or set(arrays["targets"].tolist()) != {shard.cls} \
-            or len(arrays["images"]) != len(shard.indices):
-        raise CorruptShardError(f"{path.name} does not hold the jobs of shard {shard.name}")
-    return arrays
-
-
 def cag_passes(cfg: GenerateConfig, n_sources: int) -> int:
     """Network evaluations per image (each a forward and a backward pass): the MAE and every used
     source per step (twice per MALA step), then the final reconstructions."""
@@ -326,73 +249,6 @@ def make_shard(make, cfg, spec: RunSpec, shard: Shard) -> dict:
     if inputs is not None:
         arrays["inputs"] = to_uint8(inputs)
     return arrays
-
-
-# --- processes ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    local_world: int = 1
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def init_distributed() -> Dist:
-    """torchrun's environment -> a process group (nccl on GPUs, gloo on CPUs); one process: none."""
-    env = os.environ
-    d = Dist(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)),
-             int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1))))
-    if d.active and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(d.local_rank)
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return d
-
-
-def barrier(d: Dist) -> None:
-    if d.active:
-        dist.barrier()
-
-
-def broadcast(d: Dist, obj):
-    """rank 0's obj on every rank."""
-    if not d.active:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def pick_device(name: str, d: Dist) -> torch.device:
-    """'auto': this process's GPU (cuda:LOCAL_RANK), else Apple's mps, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", d.local_rank % torch.cuda.device_count())
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA GPU is visible here; use --device auto or cpu")
-    if name not in ("cpu", "mps") and not name.startswith("cuda"):
-        raise ValueError(f"--device {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    return torch.device("cuda", d.local_rank) if name == "cuda" else torch.device(name)
-
-
-def sigterm_as_interrupt() -> None:
-    """SIGTERM (a scheduler's stop, torchrun passing on Ctrl-C) behaves like Ctrl-C: the shard in
-    progress is dropped, the finished ones stay."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
-
-
-def set_threads(threads: int, d: Dist, device: torch.device) -> int:
-    """torch's CPU threads for this process: given, or the cores shared among this node's processes."""
-    n = threads or max(1, (os.cpu_count() or 1) // d.local_world)
-    torch.set_num_threads(n)
-    return n
 
 
 # --- one run --------------------------------------------------------------------------------------
