@@ -124,8 +124,8 @@ def test_augment_keeps_shape_and_range():
 
 def test_bad_kind():
     from cag_lib.train import train
-    with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion', 'clip'"):
-        train(TrainConfig(kind="gan"))
+    with pytest.raises(ValueError, match="'classifier', 'mae', 'diffusion', 'clip', 'gan'"):
+        train(TrainConfig(kind="vae"))
 
 
 def test_adversarial_clip_entry_point_records_its_attack(tmp_path):
