@@ -31,6 +31,7 @@ import torch
 from cag_lib.generate import mean_reconstruction
 from cag_lib.panel import (TEST_JUDGES, load_judges, load_sample_set, real_row, reference_features, score_set,
                            set_slug, source_inception_score)
+from cag_lib.shards import to_uint8
 from cag_lib.zoo import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,15 +84,16 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
                "--threads", str(threads), "--out", str(out)]
         subprocess.run((launch if procs > 1 else [sys.executable]) + cmd, check=True)
         with np.load(out / "samples.npz") as s:
-            x, y = torch.from_numpy(s[key]).float() / 255, torch.from_numpy(s["targets"])
+            images, targets = s[key], s["targets"]          # uint8 already: stored as the command wrote them
         m = json.loads((out / "metrics.json").read_text())
         shown_cmd = (["torchrun", "--standalone", f"--nproc-per-node={procs}"] if procs > 1 else ["python"]) + cmd
         meta.update(command=shlex.join(shown_cmd[:-2]), shown=key, processes=procs,
                     seconds_per_image=m["seconds_per_image"], evaluations_per_image=m["evaluations_per_image"],
                     threads=threads, cpu=platform.processor() or platform.machine())
+    if how != "sample":
+        images, targets = to_uint8(x), y.numpy()
     SAMPLES.mkdir(parents=True, exist_ok=True)
-    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=y.numpy(), meta=np.array(json.dumps(meta)))
+    np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=targets, meta=np.array(json.dumps(meta)))
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
 
 

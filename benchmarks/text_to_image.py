@@ -42,6 +42,7 @@ from cag_lib import zoo  # noqa: E402
 from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.metrics import intra_class_diversity  # noqa: E402
+from cag_lib import recipes  # noqa: E402
 from cag_lib.recipes import recipe, shown_images  # noqa: E402
 from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
 from cag_lib.stats import features  # noqa: E402
@@ -65,25 +66,10 @@ def summarise(right: dict, prompts: list, per_prompt: int, judges: dict, images:
 
 def parse_sets(pairs) -> dict:
     """["resolutions=16,32", "lr=0.01", "lr_schedule=cosine"] -> GenerateConfig changes, typed like the fields."""
-    from dataclasses import fields
-
-    from cag_lib.generate import GenerateConfig
-    types = {f.name: type(getattr(GenerateConfig(), f.name)) for f in fields(GenerateConfig)}
-    changes = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in types:
-            raise SystemExit(f"--set {pair!r}: write FIELD=VALUE with a GenerateConfig field: {', '.join(types)}")
-        kind = types[key]
-        if value.lower() == "none":
-            changes[key] = None
-        elif kind in (tuple, type(None)):       # resolutions=16,32; classifiers=0,3
-            changes[key] = tuple(int(v) for v in value.split(","))
-        elif kind is bool:
-            changes[key] = value.lower() in ("1", "true", "yes")
-        else:
-            changes[key] = kind(value)
-    return changes
+    try:
+        return recipes.parse_sets(pairs)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def write_json(report: dict, path) -> None:

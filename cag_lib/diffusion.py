@@ -170,5 +170,5 @@ def sample_images(model: ConditionalDiffusion, classes: torch.Tensor, noise: tor
     x, c = noise.to(device), classes.to(device)                                     # (B, C, H, W), (B,)
     for t in sched.timesteps:
         eps = model(x, t.expand(len(x)).to(device), c)
-        x = sched.step(eps, t, x, generator=g).prev_sample if sampler == "ddpm" else sched.step(eps, t, x).prev_sample
+        x = sched.step(eps, t, x, generator=g).prev_sample        # DDIM at eta 0 draws no noise
     return ((x.clamp(-1, 1) + 1) / 2).float()

@@ -8,7 +8,8 @@ means the same thing everywhere.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import ast
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -58,6 +59,48 @@ def recipe(name: str, **changes) -> GenerateConfig:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; valid recipes: {list(RECIPES)}")
     return replace(RECIPES[name], **changes)
+
+
+WORDS = {"true": True, "yes": True, "false": False, "no": False, "none": None}
+
+
+def parse_sets(pairs, config_class=GenerateConfig, reserved: dict | None = None) -> dict:
+    """Command-line changes of a config, FIELD=VALUE each -> {field: value}, typed like the field:
+    "steps=100", "lr=0.01", "resolutions=16,32" or "resolutions=(16, 32)" or "resolutions=32",
+    "use_mae=false", "classifiers=none", "lr_schedule=cosine". An unknown field, a value of the
+    wrong type, or a field in `reserved` ({field: why not}) is a ValueError that says what to write."""
+    valid = {f.name: f.default for f in fields(config_class)}
+    changes = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in valid:
+            raise ValueError(f"--set {pair!r}: write FIELD=VALUE with a {config_class.__name__} field: "
+                             + ", ".join(valid))
+        if key in (reserved or {}):
+            raise ValueError(f"--set {key}=...: {reserved[key]}")
+        try:
+            value = WORDS[text.strip().lower()] if text.strip().lower() in WORDS else ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        changes[key] = typed_value(key, value, valid[key])
+    return changes
+
+
+def typed_value(key: str, value, default):
+    """value in the type of the field's default (an int for a float, 0/1 for a bool, one int for a
+    tuple); else a ValueError."""
+    if isinstance(default, tuple) and isinstance(value, int):
+        value = (value,)
+    value = tuple(value) if isinstance(value, list) else value
+    if isinstance(default, bool) and value in (0, 1):
+        value = bool(value)
+    elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if default is not None and value is not None and not isinstance(value, type(default)):
+        raise ValueError(f"--set {key}={value!r}: {key} must be of type {type(default).__name__}, "
+                         f"like its default {default!r}")
+    return value
 
 
 def shown_images(result, show: str = "g(x)"):

@@ -18,14 +18,13 @@ metrics.json (judge accuracy, Frechet distance, KID, diversity, seconds per imag
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,7 @@ from .imagenet import imagenet_preset, load_imagenet_bundle
 from .metrics import evaluate, kernel_distance
 from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
 from .recipes import RECIPES, recipe, shown_images
+from .recipes import parse_sets as parse_changes
 from .shards import (CorruptShardError, Shard, job_seed, plan_shards, read_shard, save_npz, start_noise,  # noqa: F401
                      to_uint8, write_atomic)
 from .shapes import HELD_OUT, scene_prompt, scene_triple
@@ -99,38 +99,13 @@ class RunSpec:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+SAMPLE_RESERVED = {"seed": "use --seed for the run's seed (each shard derives its own)",
+                   "progress": "the command shows its own progress bar"}
+
+
 def parse_sets(pairs, config_class=GenerateConfig) -> dict:
-    """["steps=100", "resolutions=(16, 32)"] -> {field: value}; unknown fields are a clear error."""
-    valid = {f.name: f for f in fields(config_class)}
-    changes = {}
-    for pair in pairs or ():
-        key, sep, text = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in valid:
-            raise ValueError(f"--set {pair!r}: write FIELD=VALUE with a field of {config_class.__name__}: "
-                             + ", ".join(valid))
-        if key in ("seed", "progress"):
-            raise ValueError(f"--set {key}=...: use --seed for the run's seed (each shard derives its own); "
-                             "the command shows its own progress bar")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        changes[key] = typed_value(key, value, valid[key].default)
-    return changes
-
-
-def typed_value(key: str, value, default):
-    """value in the type of the field's default (an int for a float, one int for a tuple); else an error."""
-    if isinstance(default, tuple) and isinstance(value, int):
-        value = (value,)
-    value = tuple(value) if isinstance(value, list) else value
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if default is not None and not isinstance(value, type(default)):
-        raise ValueError(f"--set {key}={value!r}: {key} must be of type {type(default).__name__}, "
-                         f"like its default {default!r}")
-    return value
+    """--set's FIELD=VALUE pairs -> changes (recipes.parse_sets), seed and progress reserved."""
+    return parse_changes(pairs, config_class, reserved=SAMPLE_RESERVED)
 
 
 def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig | GANConfig:

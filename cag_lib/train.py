@@ -375,11 +375,11 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     elif cfg.kind == "mae":
         entry["metrics"] = masked_mse(shipped, x_test, cfg.mask_ratio)
     elif cfg.kind == "gan":   # the validation judge on 100 samples per class (chapter 10 has the panel)
-        entry["metrics"] = {"sample_judge_accuracy": gan_judge_accuracy(shipped, cfg.bundle)}
-        x_test = torch.zeros(100 * len(classes))
+        entry["metrics"] = {"sample_judge_accuracy": gan_judge_accuracy(shipped, cfg.bundle),
+                            "test_images": 100 * len(classes)}
     else:
         entry["metrics"] = {"test_accuracy": round(accuracy(shipped, x_test, y_test), 4)}
-    entry["metrics"]["test_images"] = len(x_test)
+    entry["metrics"].setdefault("test_images", len(x_test))
     zoo.write_entry(cfg.bundle, cfg.name, entry, out)
     return entry
 

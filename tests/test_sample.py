@@ -62,7 +62,7 @@ def test_parse_sets():
     assert parse_sets(["steps=10", "resolutions=32", "sampler=mala", "resolutions=(16, 32)"]) == \
         {"steps": 10, "resolutions": (16, 32), "sampler": "mala"}
     assert parse_sets(["resolutions=32"]) == {"resolutions": (32,)}
-    with pytest.raises(ValueError, match="field of GenerateConfig: steps"):
+    with pytest.raises(ValueError, match="GenerateConfig field: steps"):
         parse_sets(["stpes=10"])
     with pytest.raises(ValueError, match="use --seed"):
         parse_sets(["seed=3"])
