@@ -8,7 +8,9 @@ eq. 1), classifies the result with every source classifier, and lowers
 
 with Adam on the pixels of x. The gradient can be Gaussian-blurred (DeepDream's trick), the input
 jittered (feature visualisation's). Stages of a progressive schedule (e.g. 8 -> 16 -> 32) start from
-the previous stage's images, upsampled.
+the previous stage's images, upsampled. The pieces: `Forward` (x -> what the sources see, a `View`),
+cag_lib.objectives (L as a sum of named terms), cag_lib.samplers (Adam, MALA: one `step` each),
+cag_lib.recording (history, snapshots, callbacks); `generate` is the loop that joins them.
 
     >>> res = generate(load_bundle("fmnist"), ["Sneaker"] * 8)   # the full recipe
     >>> res.reconstructions  # (8, 1, 32, 32) in [0, 1]: g(x), averaged over 4 masks; the picture to show
@@ -22,66 +24,33 @@ Ctrl-C (KeyboardInterrupt) stops the loop and returns what was made so far (`res
 """
 from __future__ import annotations
 
-import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.functional import gaussian_blur
-from tqdm.auto import tqdm
 
-from .losses import classification_loss, distribution_loss, diversity_loss, gram_loss, total_variation
+from .config import GenerateConfig
+from .objectives import Objective, View, objective_from_config
+from .recording import Recorder, full_size
+from .samplers import MALA, Adam, blur_gradient, mala_step
 
-
-@dataclass
-class GenerateConfig:
-    """Defaults are the full CaG recipe as measured best on fmnist (benchmarks/ablation.py); eq. 1 and
-    the baselines are the same loop with parts switched off."""
-    steps: int = 250                      # optimiser steps over all stages
-    resolutions: tuple = (8, 16, 32)      # progressive schedule; a single size turns it off
-    lr: float = 0.05
-    lr_schedule: str = "constant"         # or "cosine": within each stage, lr decays to 0 (CosineAnnealingLR)
-    use_mae: bool = True                  # eq. 3 (True) or eq. 1 (False: a targeted adversarial attack)
-    mask_ratio: float = 0.75
-    keep_visible: bool = False            # g(x) = decoder output everywhere (True: visible patches copied from x)
-    classifiers: tuple | None = None      # indices of the sources to use (None = all: the ensemble)
-    diversity_weight: float = 1.0         # eq. 4
-    distribution_weight: float = 1.0      # eq. 6 (class feature statistics; measured from a bundle's data)
-    blur_sigma: float = 0.5               # Gaussian blur of the gradient, in pixels of the stage
-    jitter: int = 0                       # random shift of the input, in pixels of the stage
-    tv_weight: float = 0.0                # total variation of x
-    init_std: float = 0.1                 # start: 0.5 + init_std * N(0, 1), clamped
-    final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
-    seed: int = 0
-    autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models (a GPU); "" = fp32
-    sampler: str = "adam"                 # "adam" (CaG) or "mala": Metropolis-adjusted Langevin (STIC-style)
-    langevin_step: float = 1e-3           # MALA: x' = x - step * grad E + sqrt(2 step) * noise
-    temperature: float = 0.003            # MALA: E = mean_f [CE + gram_weight * Gram term] / temperature, per image
-    gram_weight: float = 0.0              # STIC's Gram-matrix term: feature correlations of g(x) vs the class's data
-    snapshot_every: int = 0               # call callbacks / keep snapshots every k steps (0 = never)
-    progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
-
-    def stage_steps(self) -> list[int]:
-        """Steps per stage: an equal share, the remainder to the last stage."""
-        n = len(self.resolutions)
-        base = [self.steps // n] * n
-        base[-1] += self.steps - sum(base)
-        return base
+__all__ = ["GenerateConfig", "Result", "generate", "Forward", "blur_gradient", "mala_step",
+           "mean_reconstruction", "check_resolutions", "jitter_images"]
 
 
 @dataclass
 class Result:
     images: torch.Tensor                  # x at the end, (B, C, S, S), S = MAE size, in [0, 1]
-    reconstructions: torch.Tensor | None  # g(x) at the end with one fixed mask (None without an MAE)
+    reconstructions: torch.Tensor | None  # g(x) at the end, mean over final_masks fresh masks (None without an MAE)
     targets: torch.Tensor                 # (B,)
     config: GenerateConfig
     history: dict = field(default_factory=dict)   # per step: loss, cls, target_prob (batch mean), resolution
     snapshots: list = field(default_factory=list)  # (step, images (B, C, S, S))
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False             # Ctrl-C: what was made so far
+    stopped: bool = False                 # a callback returned True
 
 
 def check_resolutions(resolutions: Sequence[int], patch_size: int) -> None:
@@ -94,13 +63,32 @@ def check_resolutions(resolutions: Sequence[int], patch_size: int) -> None:
                              f"nearest valid: {valid}")
 
 
+def check_mask(num_patches: int, mask_ratio: float) -> None:
+    """g sees int(N * (1 - mask_ratio)) of its N patches: at least one must stay visible."""
+    if int(num_patches * (1 - mask_ratio)) < 1:
+        raise ValueError(f"mask_ratio={mask_ratio} leaves none of the MAE's {num_patches} patches visible; "
+                         f"give mask_ratio <= {1 - 1 / num_patches:.4f} (the paper's 0.75)")
+
+
 def resolve_targets(targets, class_index: Callable) -> torch.Tensor:
-    """Class names or indices -> (B,) int64; an empty list or an unknown name is a clear error."""
+    """Class names or indices (a list, a tensor or a numpy array) -> (B,) int64; a clear error for an
+    empty list, a bare string, a bool or an unknown class."""
+    if isinstance(targets, str):
+        raise ValueError(f"targets is one string, {targets!r}; give one class per image, "
+                         f"e.g. [{targets!r}] * 8")
+    if hasattr(targets, "tolist"):                     # torch.Tensor, numpy array
+        targets = targets.tolist()
+        targets = targets if isinstance(targets, list) else [targets]
     if targets is None or len(targets) == 0:
         raise ValueError("targets is empty: give one class (name or index) per image to generate")
-    if isinstance(targets, torch.Tensor):
-        targets = targets.tolist()
-    return torch.tensor([class_index(t) for t in targets], dtype=torch.long)
+    return torch.tensor([class_index(_plain(t)) for t in targets], dtype=torch.long)
+
+
+def _plain(t):
+    """numpy integers -> int; a bool is refused (True would silently mean class 1)."""
+    if isinstance(t, bool) or type(t).__name__ == "bool_":
+        raise ValueError(f"target {t!r} is a bool; give a class name or index")
+    return t.item() if hasattr(t, "item") and not isinstance(t, str) else t
 
 
 def initial_images(batch: int, chans: int, res: int, std: float, generator: torch.Generator) -> torch.Tensor:
@@ -119,191 +107,135 @@ def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.
     return x
 
 
-def blur_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian-blur a gradient (B, C, H, W): DeepDream's low-pass trick."""
-    k = 2 * math.ceil(2 * sigma) + 1
-    return gaussian_blur(grad, [k, k], [sigma, sigma])
-
-
 def jitter_images(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
     """Roll the whole batch by a random offset of up to `pixels` in each direction."""
     dx, dy = (torch.randint(-pixels, pixels + 1, (2,), generator=generator)).tolist()
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
-def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
-             class_stats: tuple | None = None, class_grams: list | None = None,
-             init: torch.Tensor | None = None) -> Result:
-    """Generate one image per target with the bundle's (or models') classifiers; see the module doc.
 
-    models: a zoo Bundle (classifiers, mae, class_index). class_stats: for eq. 6, a list with one
-    (mean (K, D), std (K, D)) per used classifier (see cag_lib.stats.class_feature_stats).
-    class_grams: for the Gram term, one (K, C, C) per used classifier (cag_lib.stats.class_gram_stats).
-    callbacks: functions called as cb(step, images, result) every `snapshot_every` steps.
-    init: start images (B, C, H, W) in [0, 1] instead of seeded noise (e.g. an interrupted run's
-    `res.images`, or per-image seeded noise as `cag_lib.sample` makes); resized to the first stage."""
-    cfg = config or GenerateConfig()
-    mae = models.mae
-    size = mae.img_size
-    check_resolutions(cfg.resolutions, mae.patch_size)
-    y = resolve_targets(targets, models.class_index)
-    idx = range(len(models.classifiers)) if cfg.classifiers is None else cfg.classifiers
-    clfs = [models.classifiers[i] for i in idx]
-    if cfg.sampler not in ("adam", "mala"):
-        raise ValueError(f"sampler must be 'adam' or 'mala', not {cfg.sampler!r}")
-    if cfg.sampler == "mala":
-        coupled = [k for k in ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
-                   if getattr(cfg, k)]
-        if coupled:
-            raise ValueError(f"the MALA sampler needs a per-image energy; set {', '.join(f'{k}=0' for k in coupled)}")
-    if cfg.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {cfg.lr_schedule!r}")
-    if cfg.autocast not in ("", "bf16", "fp16"):
-        raise ValueError(f"autocast must be '', 'bf16' or 'fp16', not {cfg.autocast!r}")
+
+def used_sources(models, indices) -> list[int]:
+    """The indices of the bundle's source classifiers that cfg.classifiers names (None: all)."""
+    n = len(models.classifiers)
+    idx = list(range(n)) if indices is None else list(indices)
+    if n == 0 or any(i >= n for i in idx):
+        raise ValueError(f"classifiers={indices!r}: this bundle has {n} source classifier(s), "
+                         f"indices 0-{n - 1}; or None for all")
+    return idx
+
+
+class Forward:
+    """x (B, C, r, r) at a stage's resolution -> the View of every used source: upsample to the MAE's
+    size, jitter, g(x) with the given mask (or x itself for eq. 1), classify."""
+
+    def __init__(self, mae, classifiers: list, cfg: GenerateConfig, generator: torch.Generator,
+                 maps: bool = False):
+        self.mae, self.clfs, self.cfg, self.gen, self.maps = mae, classifiers, cfg, generator, maps
+        self.size = mae.img_size
+        device = next(mae.parameters()).device
+        self.amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
+                                  enabled=bool(cfg.autocast))
+
+    def mask(self, batch: int, generator: torch.Generator):
+        """A fresh random mask for this step (eq. 3's expectation over masks), or None without an MAE."""
+        if not self.cfg.use_mae:
+            return None
+        return self.mae.mask_noise(batch, generator, device="cpu").to(next(self.mae.parameters()).device)
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, noise) -> View:
+        cfg, size, res = self.cfg, self.size, x.shape[-1]
+        img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if res != size else x
+        if cfg.jitter:
+            img = jitter_images(img, cfg.jitter * size // res, self.gen)
+        with self.amp:
+            if cfg.use_mae:
+                img = self.mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
+            outs = [c.forward_with_map(img) if self.maps else (c(img), None) for c in self.clfs]
+        return View(x, targets, [type(o)(o.logits.float(), o.features.float()) for o, _ in outs],
+                    [m.float() if m is not None else None for _, m in outs])
+
+
+def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, class_grams=None) -> Objective:
+    """The config's objective; eq. 6's and the Gram term's statistics, unless given, from the bundle
+    (measured and cached there: the loop reads no data)."""
     if cfg.distribution_weight and not class_stats:
-        from .data import WORLDS
-        if getattr(models, "class_stats", None):                 # measured for this bundle already
-            class_stats = [models.class_stats[i] for i in idx]
-        elif getattr(getattr(models, "spec", None), "world", None) in WORLDS:  # a small world: measured, cached
-            from .stats import bundle_class_stats
-            class_stats = [bundle_class_stats(models, i) for i in idx]
-        else:
-            raise ValueError("distribution_weight > 0 needs class_stats (cag_lib.stats.class_feature_stats); "
-                             "a small-world Bundle measures its own; for ImageNet run "
-                             "cag_lib.imagenet.measure_class_stats(bundle, folder), or set distribution_weight=0")
+        class_stats = _measured(models, "feature_stats", idx, "distribution_weight", "class_stats")
     if cfg.gram_weight and not class_grams:
-        if getattr(getattr(models, "spec", None), "world", None) is None or getattr(models, "manifest", None) is None:
-            raise ValueError("gram_weight > 0 needs class_grams (cag_lib.stats.class_gram_stats); a small-world "
-                             "Bundle measures its own; or set gram_weight=0")
-        from .stats import bundle_class_grams
-        class_grams = [bundle_class_grams(models, i) for i in idx]
-    device = next(mae.parameters()).device
-    y = y.to(device)
-    gen = torch.Generator().manual_seed(cfg.seed)          # images, jitter
-    mask_gen = torch.Generator().manual_seed(cfg.seed + 1)  # masks: a fresh one every step
+        class_grams = _measured(models, "gram_stats", idx, "gram_weight", "class_grams")
+    return objective_from_config(cfg, class_stats, class_grams)
+
+
+def _measured(models, method: str, idx: list, weight: str, argument: str) -> list:
+    if not hasattr(models, method):
+        raise ValueError(f"{weight} > 0 needs {argument}= (see cag_lib.stats), and this bundle has no "
+                         f"{method}() to measure them; or set {weight}=0")
+    return getattr(models, method)(idx)
+
+
+def make_sampler(cfg: GenerateConfig, generator: torch.Generator):
+    if cfg.sampler == "mala":
+        return MALA(cfg.langevin_step, cfg.temperature, generator)
+    blur = (lambda g: blur_gradient(g, cfg.blur_sigma)) if cfg.blur_sigma else None
+    return Adam(cfg.lr, cfg.lr_schedule, blur)
+
+
+def resize(x: torch.Tensor, res: int) -> torch.Tensor:
+    return F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False) if x.shape[-1] != res else x
+
+
+def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
+             class_stats: list | None = None, class_grams: list | None = None, init: torch.Tensor | None = None,
+             objective: Objective | None = None) -> Result:
+    """One image per target from the bundle's source classifiers: eq. 3 (or eq. 1), staged 8 -> 16 -> 32.
+
+    models: a bundle (cag_lib.bundles.BundleLike). class_stats / class_grams: eq. 6's per-class
+    feature statistics and the Gram term's matrices, one per used source (default: the bundle's).
+    objective: your own (cag_lib.objectives), instead of the config's weighted terms. callbacks:
+    cb(step, images, result) every `snapshot_every` steps; returning True stops the run. init: start
+    images (B, C, H, W) in [0, 1] instead of seeded noise, e.g. an interrupted run's `res.images`."""
+    cfg = config or GenerateConfig()
+    check_resolutions(cfg.resolutions, models.mae.patch_size)
+    if cfg.use_mae:
+        check_mask(models.mae.num_patches, cfg.mask_ratio)
+    y = resolve_targets(targets, models.class_index).to(next(models.mae.parameters()).device)
+    idx = used_sources(models, cfg.classifiers)
+    objective = objective or objective_for(models, cfg, idx, class_stats, class_grams)
+    if cfg.sampler == "mala" and not objective.per_image:
+        raise ValueError(f"the MALA sampler needs every term per image; {objective} is not")
+    gen, mask_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
     x = (initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen) if init is None
-         else start_images(init, len(y), models.in_chans, cfg.resolutions[0])).to(device)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
-                         enabled=bool(cfg.autocast))
-    result = Result(x, None, y.cpu(), cfg, history={"loss": [], "cls": [], "target_prob": [], "resolution": []})
-    quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # e.g. when a book is built
-    bar = tqdm(total=cfg.steps, desc="generate", disable=quiet or not cfg.progress, mininterval=1)
-    t0, step = time.time(), 0
+         else start_images(init, len(y), models.in_chans, cfg.resolutions[0])).to(y.device)
+    forward = Forward(models.mae, [models.classifiers[i] for i in idx], cfg, gen, objective.needs_maps)
+    sampler, result = make_sampler(cfg, gen), Result(x, None, y.cpu(), cfg)
+    rec = Recorder(result, cfg.steps, forward.size, cfg.snapshot_every, callbacks, cfg.progress)
+    t0 = time.time()
     try:
         for res, n_steps in zip(cfg.resolutions, cfg.stage_steps()):
-            x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False) if x.shape[-1] != res else x
-            x = x.detach().clone().requires_grad_(True)
-            opt = torch.optim.Adam([x], lr=cfg.lr)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps) if cfg.lr_schedule == "cosine" else None
-
-            def forward(xs, noise):
-                """Every used source on g(xs) (or xs), xs at the stage's resolution."""
-                img = F.interpolate(xs, size=(size, size), mode="bilinear", align_corners=False) if res != size else xs
-                if cfg.jitter:
-                    img = jitter_images(img, cfg.jitter * size // res, gen)
-                with amp:
-                    if cfg.use_mae:
-                        img = mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
-                    outs = [c.forward_with_map(img) if cfg.gram_weight else (c(img), None) for c in clfs]
-                return ([type(o)(o.logits.float(), o.features.float()) for o, _ in outs],
-                        [m.float() if m is not None else None for _, m in outs])
-
-            def gram_term(maps):  # (B,): mean over the sources of STIC's Gram-matrix term
-                return torch.stack([gram_loss(m, y, G.to(device)) for m, G in zip(maps, class_grams)]).mean(0)
-
+            x = sampler.start(resize(x, res), n_steps)
             for _ in range(n_steps):
-                noise = mae.mask_noise(len(y), mask_gen, device="cpu").to(device) if cfg.use_mae else None
-                if cfg.sampler == "mala":
-                    def energy(xs):  # per image (B,), on the same mask for x and the proposal
-                        outs, maps = forward(xs.clamp(0, 1), noise)
-                        e = torch.stack([F.cross_entropy(o.logits, y, reduction="none") for o in outs]).mean(0)
-                        if cfg.gram_weight:
-                            e = e + cfg.gram_weight * gram_term(maps)
-                        return e / cfg.temperature, outs
-                    x, accepted, e, outs = mala_step(x, energy, cfg.langevin_step, gen)
-                    loss = cls = e.mean() * cfg.temperature
-                    result.history.setdefault("accept", []).append(accepted.float().mean().item())
-                    with torch.no_grad():
-                        prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()
-                    step += 1
-                    _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks)
-                    continue
-                outs, maps = forward(x, noise)
-                cls = torch.stack([classification_loss(o.logits, y) for o in outs]).mean()
-                loss = cls
-                if cfg.diversity_weight:
-                    loss = loss + cfg.diversity_weight * torch.stack(
-                        [diversity_loss(o.features, y) for o in outs]).mean()
-                if cfg.distribution_weight:
-                    loss = loss + cfg.distribution_weight * torch.stack(
-                        [distribution_loss(o.features, y, m.to(device), s.to(device))
-                         for o, (m, s) in zip(outs, class_stats)]).mean()
-                if cfg.gram_weight:
-                    loss = loss + cfg.gram_weight * gram_term(maps).mean()
-                if cfg.tv_weight:
-                    loss = loss + cfg.tv_weight * total_variation(x)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.blur_sigma:
-                    x.grad = blur_gradient(x.grad, cfg.blur_sigma)
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                with torch.no_grad():
-                    x.clamp_(0, 1)
-                    prob = torch.stack([o.logits.softmax(-1).gather(1, y[:, None]) for o in outs]).mean()
-                step += 1
-                _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks)
+                noise = forward.mask(len(y), mask_gen)                       # fresh every step
+                step = sampler.step(x, lambda xs: (*objective.evaluate(v := forward(xs, y, noise)), v))
+                x = step.x
+                if rec.record(step, y, res):
+                    raise StopIteration
     except KeyboardInterrupt:
         result.interrupted = True
+    except StopIteration:
+        result.stopped = True
     finally:
-        bar.close()
-    result.images = _full_size(x, size)
-    result.seconds = time.time() - t0
+        rec.close()
+    return finish(result, models.mae, x, cfg, time.time() - t0)
+
+
+def finish(result: Result, mae, x: torch.Tensor, cfg: GenerateConfig, seconds: float) -> Result:
+    """x at the MAE's size, and g(x) averaged over cfg.final_masks fresh masks, both on the CPU."""
+    result.images, result.seconds = full_size(x, mae.img_size), seconds
     if cfg.use_mae:
         result.reconstructions = mean_reconstruction(mae, result.images, cfg.mask_ratio, cfg.keep_visible,
                                                      cfg.final_masks, cfg.seed + 2).cpu()
     result.images = result.images.cpu()
     return result
-
-
-def _record(result, step, loss, cls, prob, res, bar, cfg, x, size, callbacks):
-    """History, progress bar, snapshots and callbacks after one step."""
-    h = result.history
-    h["loss"].append(loss.item()), h["cls"].append(cls.item()), h["target_prob"].append(prob.item())
-    h["resolution"].append(res)
-    bar.update()
-    if cfg.snapshot_every and step % cfg.snapshot_every == 0:
-        snap = _full_size(x, size)
-        result.snapshots.append((step, snap))
-        for cb in callbacks:
-            cb(step, snap, result)
-
-
-def mala_step(x: torch.Tensor, energy: Callable, step: float, generator: torch.Generator):
-    """One Metropolis-adjusted Langevin step, accepted or rejected per image.
-
-    energy(x) -> (E (B,), anything). Proposal x' = x - step * dE/dx + sqrt(2 step) * xi; accept with
-    probability min(1, exp(E(x) - E(x') + log q(x | x') - log q(x' | x))), q(a | b) = N(a; b - step *
-    dE/db, 2 step I). Returns (new x (B, C, H, W), accepted (B,) bool, E(x) (B,), the extra output at
-    the kept points)."""
-    x = x.detach().requires_grad_(True)
-    e, out = energy(x)
-    g, = torch.autograd.grad(e.sum(), x)
-    xi = torch.randn(x.shape, generator=generator).to(x)
-    prop = (x - step * g + (2 * step) ** 0.5 * xi).detach().requires_grad_(True)
-    e_p, out_p = energy(prop)
-    g_p, = torch.autograd.grad(e_p.sum(), prop)
-
-    def log_q(to, frm, grad):  # log N(to; frm - step * grad, 2 step I) without its constant, (B,)
-        return -((to - frm + step * grad) ** 2).flatten(1).sum(1) / (4 * step)
-    with torch.no_grad():
-        log_alpha = e - e_p + log_q(x, prop, g_p) - log_q(prop, x, g)
-        accept = torch.rand(len(x), generator=generator).log().to(x) < log_alpha
-        new = torch.where(accept[:, None, None, None], prop, x)
-        kept = [type(o)(torch.where(accept[:, None], op.logits, o.logits),
-                        torch.where(accept[:, None], op.features, o.features)) for o, op in zip(out, out_p)]
-    return new.detach(), accept, torch.where(accept, e_p, e).detach(), kept
 
 
 @torch.no_grad()
@@ -316,14 +248,3 @@ def mean_reconstruction(mae, images: torch.Tensor, mask_ratio: float, keep_visib
         noise = mae.mask_noise(len(images), g, device="cpu").to(images.device)
         total = total + mae.reconstruct(images, mask_ratio, noise=noise, keep_visible=keep_visible).clamp(0, 1)
     return total / max(1, n_masks)
-
-
-def _full_size(x: torch.Tensor, size: int) -> torch.Tensor:
-    x = x.detach()
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x.clamp(0, 1)
-
-
-def config_dict(cfg: GenerateConfig) -> dict:
-    return asdict(cfg)

@@ -15,6 +15,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 
 class ClassifierOutput(NamedTuple):
@@ -205,12 +206,21 @@ class Ensemble(nn.Module):
 
 
 @torch.no_grad()
+@torch.no_grad()
+def batched_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
+                    desc: str | None = None) -> ClassifierOutput:
+    """A Classifier on many images, in batches, on the CPU: logits (N, K), features (N, D); desc: a
+    progress bar."""
+    device = next(model.parameters()).device
+    outs = [model(images[i:i + batch_size].to(device))
+            for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=desc is None, leave=False)]
+    return ClassifierOutput(torch.cat([o.logits.float().cpu() for o in outs]),
+                            torch.cat([o.features.float().cpu() for o in outs]))
+
+
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Logits of a Classifier for many images, in batches: (N, num_classes)."""
-    device = next(model.parameters()).device
-    out = [model(images[i:i + batch_size].to(device)).logits.float().cpu()
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out)
+    return batched_outputs(model, images, batch_size).logits
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:

@@ -5,16 +5,18 @@ import os
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
+from .data import load_world
+from .losses import gram_matrix
+from .models import batched_outputs
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cag_lib" / "stats"
 
 
-@torch.no_grad()
-def features(model, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Penultimate features h(x) of a Classifier for many images: (N, D)."""
-    device = next(model.parameters()).device
-    return torch.cat([model(images[i:i + batch_size].to(device)).features.float().cpu()
-                      for i in range(0, len(images), batch_size)])
+def features(model, images: torch.Tensor, batch_size: int = 500, desc: str | None = None) -> torch.Tensor:
+    """Penultimate features h(x) of a Classifier for many images: (N, D); desc: a progress bar."""
+    return batched_outputs(model, images, batch_size, desc).features
 
 
 def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
@@ -25,7 +27,7 @@ def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_c
     if path is not None and path.exists():
         d = torch.load(path, weights_only=True)
         return d["mean"], d["std"]
-    f = features(model, images)
+    f = features(model, images, desc=f"class statistics ({getattr(model, 'name', 'model')})")
     mean = torch.stack([f[labels == c].mean(0) for c in range(num_classes)])
     std = torch.stack([f[labels == c].std(0) for c in range(num_classes)])
     if path is not None:
@@ -41,26 +43,30 @@ def bundle_class_stats(bundle, index: int, n: int = STATS_IMAGES) -> tuple[torch
     """Class feature statistics of a bundle's source classifier `index` on the first n training
     images of its world, cached under the weights' sha256 (the first call reads the data; later ones
     are instant)."""
-    from .data import load_world
+    return _bundle_statistic(class_feature_stats, bundle, index, n, "")
+
+
+def _bundle_statistic(measure, bundle, index: int, n: int, suffix: str):
+    """measure(clf, images, labels, K, key) on the first n training images, or from its cache."""
     clf = bundle.classifiers[index]
     key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}_n{n}"
-    if (CACHE / f"{key}.pt").exists():
-        return class_feature_stats(clf, None, None, len(bundle.class_names), key)
+    if (CACHE / f"{key}{suffix}.pt").exists():
+        return measure(clf, None, None, len(bundle.class_names), key)
     x, y = load_world(bundle.spec.world, "train", n)
-    return class_feature_stats(clf, x, y, len(bundle.class_names), key)
+    return measure(clf, x, y, len(bundle.class_names), key)
 
 
 @torch.no_grad()
 def class_gram_stats(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      cache_key: str | None = None, batch_size: int = 500) -> torch.Tensor:
     """Mean Gram matrix of the last feature map per class over real images: (K, C, C); cached."""
-    from .losses import gram_matrix
     path = CACHE / f"{cache_key}_gram.pt" if cache_key else None
     if path is not None and path.exists():
         return torch.load(path, weights_only=True)
     device = next(model.parameters()).device
+    starts = tqdm(range(0, len(images), batch_size), desc=f"class Gram matrices ({model.name})", leave=False)
     grams = torch.cat([gram_matrix(model.forward_with_map(images[i:i + batch_size].to(device))[1].float()).cpu()
-                       for i in range(0, len(images), batch_size)])
+                       for i in starts])
     out = torch.stack([grams[labels == c].mean(0) for c in range(num_classes)])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,10 +76,4 @@ def class_gram_stats(model, images: torch.Tensor, labels: torch.Tensor, num_clas
 
 def bundle_class_grams(bundle, index: int, n: int = STATS_IMAGES) -> torch.Tensor:
     """class_gram_stats of a bundle's source classifier `index` on the first n training images, cached."""
-    from .data import load_world
-    clf = bundle.classifiers[index]
-    key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}_n{n}"
-    if (CACHE / f"{key}_gram.pt").exists():
-        return class_gram_stats(clf, None, None, len(bundle.class_names), key)
-    x, y = load_world(bundle.spec.world, "train", n)
-    return class_gram_stats(clf, x, y, len(bundle.class_names), key)
+    return _bundle_statistic(class_gram_stats, bundle, index, n, "_gram")

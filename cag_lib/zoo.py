@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
+from . import stats
+from .bundles import lookup_class
 from .data import world_classes
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
@@ -172,14 +174,15 @@ class Bundle:
 
     def class_index(self, c) -> int:
         """A class given by name (case-insensitive) or index -> its index; a clear error otherwise."""
-        names = self.class_names
-        if isinstance(c, int) and 0 <= c < len(names):
-            return c
-        lowered = [n.lower() for n in names]
-        if isinstance(c, str) and c.lower() in lowered:
-            return lowered.index(c.lower())
-        raise ValueError(f"unknown class {c!r} for bundle {self.name!r}; valid classes: "
-                         + ", ".join(f"{i}={n!r}" for i, n in enumerate(names)))
+        return lookup_class(c, self.class_names, "class", f"the classes of bundle {self.name!r}")
+
+    def feature_stats(self, sources) -> list:
+        """Eq. 6's class statistics of each source on the world's training images, measured once
+        (a progress bar) and cached under the weights' sha256."""
+        return [stats.bundle_class_stats(self, i) for i in sources]
+
+    def gram_stats(self, sources) -> list:
+        return [stats.bundle_class_grams(self, i) for i in sources]
 
 
 def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | None = None) -> Bundle:

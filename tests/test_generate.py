@@ -73,7 +73,7 @@ def test_cosine_schedule_slows_the_last_steps(tiny):
         return (snaps[-1] - snaps[-2]).abs().mean().item()
     constant, cosine = last_move("constant"), last_move("cosine")
     assert constant > 0.01 and cosine < 0.2 * constant   # the last cosine lr is 0.067 of the first
-    with pytest.raises(ValueError, match="lr_schedule must be"):
+    with pytest.raises(ValueError, match="lr_schedule='linear': valid values"):
         generate(tiny, ["a"], GenerateConfig(**QUICK, lr_schedule="linear"))
 
 
@@ -125,23 +125,30 @@ def test_blur_and_jitter_by_hand():
     assert abs(i - 4) <= 2 and abs(j - 4) <= 2 and moved.sum() == 1
 
 
-def test_a_bundle_gets_its_class_statistics_measured(tiny, monkeypatch):
-    """With a zoo Bundle and no class_stats, eq. 6 uses the bundle's cached statistics per used source."""
-    import cag_lib.stats
+def test_a_bundle_gets_its_class_statistics_measured(tiny):
+    """With no class_stats, eq. 6 asks the bundle for the statistics of exactly the used sources."""
     asked = []
 
-    def fake(bundle, index):
-        asked.append(index)
-        d = bundle.classifiers[index](torch.rand(1, 1, 32, 32)).features.shape[-1]
-        return torch.zeros(3, d), torch.ones(3, d)
-    monkeypatch.setattr(cag_lib.stats, "bundle_class_stats", fake)
-    bundle = types.SimpleNamespace(**vars(tiny), spec=types.SimpleNamespace(world="fmnist"))
+    def feature_stats(sources):
+        asked.append(list(sources))
+        return [(torch.zeros(3, d), torch.ones(3, d)) for d in
+                (tiny.classifiers[i](torch.rand(1, 1, 32, 32)).features.shape[-1] for i in sources)]
+    bundle = types.SimpleNamespace(**vars(tiny), feature_stats=feature_stats)
     r = generate(bundle, ["a", "a"], GenerateConfig(**{**QUICK, "distribution_weight": 1.0, "classifiers": (1,)}))
-    assert asked == [1] and r.images.shape == (2, 1, 32, 32)
+    assert asked == [[1]] and r.images.shape == (2, 1, 32, 32)
+
+
+def test_a_zoo_bundle_measures_its_statistics_per_source(monkeypatch):
+    import cag_lib.stats
+    from cag_lib.zoo import load_bundle
+    b = load_bundle("fmnist")
+    monkeypatch.setattr(cag_lib.stats, "bundle_class_stats", lambda bundle, i: ("stats", bundle.name, i))
+    monkeypatch.setattr(cag_lib.stats, "bundle_class_grams", lambda bundle, i: ("grams", bundle.name, i))
+    assert b.feature_stats([1, 0]) == [("stats", "fmnist", 1), ("stats", "fmnist", 0)]
+    assert b.gram_stats([2]) == [("grams", "fmnist", 2)]
 
 
 def test_bundle_class_stats_are_cached(tiny, monkeypatch, tmp_path):
-    import cag_lib.data
     import cag_lib.stats
     monkeypatch.setattr(cag_lib.stats, "CACHE", tmp_path)
     reads = []
@@ -149,7 +156,7 @@ def test_bundle_class_stats_are_cached(tiny, monkeypatch, tmp_path):
     def fake_world(world, split, limit=None):
         reads.append((world, split))
         return torch.rand(12, 1, 32, 32), torch.arange(3).repeat(4)
-    monkeypatch.setattr(cag_lib.data, "load_world", fake_world)
+    monkeypatch.setattr(cag_lib.stats, "load_world", fake_world)
     bundle = types.SimpleNamespace(classifiers=tiny.classifiers, name="tiny", class_names=NAMES,
                                    spec=types.SimpleNamespace(world="w"),
                                    manifest={c.name: {"sha256": "0" * 64} for c in tiny.classifiers})

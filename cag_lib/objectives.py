@@ -1,0 +1,131 @@
+"""The objective the sampler lowers: a weighted sum of small named terms, composed like lucent's.
+
+A term is a function of one `View`, what one forward pass saw (the images, the targets, every
+source's output on g(x)), and returns one value per image (B,) or one for the batch (). Terms add
+and scale into an `Objective`:
+
+    >>> obj = classification() + 1.0 * diversity() + 1.0 * distribution(stats)   # eq. 3 + 4 + 6
+    >>> total, parts = obj.evaluate(view)   # total (B,) or (); parts: {"cls": ..., "div": ..., ...}
+
+Your own term: `Objective.term("mine", lambda view: ...)`, then `generate(..., objective=obj)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .losses import distribution_loss, diversity_loss, gram_loss, total_variation
+
+
+@dataclass
+class View:
+    """One forward pass of the sampler."""
+    x: torch.Tensor         # (B, C, r, r): the optimised images at the stage's resolution
+    targets: torch.Tensor   # (B,) class indices
+    outputs: list           # one ClassifierOutput per used source on g(x): logits (B, K), features (B, D)
+    maps: list              # one last feature map (B, C', N) per source (the Gram term), else Nones
+
+
+class Objective:
+    """sum_i weight_i * term_i(view). Each term: (name, weight, fn, per_image)."""
+
+    def __init__(self, terms=()):
+        self.terms = list(terms)
+
+    @staticmethod
+    def term(name: str, fn: Callable[[View], torch.Tensor], per_image: bool = False,
+             needs_maps: bool = False) -> "Objective":
+        """One term; per_image: fn returns (B,) (a MALA energy needs every term per image)."""
+        return Objective([(name, 1.0, fn, per_image, needs_maps)])
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return Objective(self.terms + other.terms)
+
+    def __rmul__(self, weight: float) -> "Objective":
+        return Objective([(n, weight * w, fn, p, m) for n, w, fn, p, m in self.terms])
+
+    __mul__ = __rmul__
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self + (-1.0) * other
+
+    @property
+    def per_image(self) -> bool:
+        return all(p for *_, p, _ in self.terms)
+
+    @property
+    def needs_maps(self) -> bool:
+        return any(m for *_, m in self.terms)
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, *_ in self.terms]
+
+    def evaluate(self, view: View) -> tuple[torch.Tensor, dict]:
+        """(total: (B,) if any term is per image, else (); {name: the term's unweighted value})."""
+        parts = {n: fn(view) for n, _, fn, _, _ in self.terms}
+        total = parts[self.terms[0][0]] * self.terms[0][1]
+        for n, w, *_ in self.terms[1:]:
+            total = total + w * parts[n]
+        return total, parts
+
+    def __call__(self, view: View) -> torch.Tensor:
+        return self.evaluate(view)[0]
+
+    def __repr__(self) -> str:
+        return " + ".join(f"{w:g} * {n}" for n, w, *_ in self.terms)
+
+
+def _mean_over_sources(values: list) -> torch.Tensor:
+    return torch.stack(values).mean(0)
+
+
+def classification() -> Objective:
+    """Eq. 1/3, per image: the target's cross-entropy, averaged over the sources (the ensemble)."""
+    return Objective.term("cls", lambda v: _mean_over_sources(
+        [F.cross_entropy(o.logits, v.targets, reduction="none") for o in v.outputs]), per_image=True)
+
+
+def diversity() -> Objective:
+    """Eq. 4: mean cosine similarity of same-class features, averaged over the sources."""
+    return Objective.term("div", lambda v: _mean_over_sources(
+        [diversity_loss(o.features, v.targets) for o in v.outputs]))
+
+
+def distribution(class_stats: list) -> Objective:
+    """Eq. 6: per-class feature mean/std against the real data's; one (mean (K, D), std (K, D)) per
+    source, measured a layer above (Bundle.class_stats)."""
+    def fn(v: View) -> torch.Tensor:
+        dev = v.targets.device
+        return _mean_over_sources([distribution_loss(o.features, v.targets, m.to(dev), s.to(dev))
+                                   for o, (m, s) in zip(v.outputs, class_stats)])
+    return Objective.term("dist", fn)
+
+
+def gram(class_grams: list) -> Objective:
+    """STIC's Gram-matrix term, per image; one (K, C, C) class Gram matrix per source."""
+    return Objective.term("gram", lambda v: _mean_over_sources(
+        [gram_loss(m, v.targets, G.to(v.targets.device)) for m, G in zip(v.maps, class_grams)]),
+        per_image=True, needs_maps=True)
+
+
+def smoothness() -> Objective:
+    """Total variation of x (feature visualisation's smoothness prior)."""
+    return Objective.term("tv", lambda v: total_variation(v.x))
+
+
+def objective_from_config(cfg, class_stats: list | None = None, class_grams: list | None = None) -> Objective:
+    """The objective a GenerateConfig names: eq. 3 plus every term whose weight is not 0."""
+    obj = classification()
+    if cfg.diversity_weight:
+        obj = obj + cfg.diversity_weight * diversity()
+    if cfg.distribution_weight:
+        obj = obj + cfg.distribution_weight * distribution(class_stats)
+    if cfg.gram_weight:
+        obj = obj + cfg.gram_weight * gram(class_grams)
+    if cfg.tv_weight:
+        obj = obj + cfg.tv_weight * smoothness()
+    return obj
