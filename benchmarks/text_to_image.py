@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cag_lib import zoo  # noqa: E402
-from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
+from cag_lib.shapes_text import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
 from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
 from cag_lib.metrics import intra_class_diversity  # noqa: E402
 from cag_lib import recipes  # noqa: E402

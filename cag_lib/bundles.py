@@ -45,8 +45,9 @@ def lookup_class(c, names: Sequence[str], what: str, hint: str = "", aliases: di
             return lowered.index(key)
         if aliases and key in aliases:
             return aliases[key]
-    shown = ", ".join(f"{i}={n!r}" for i, n in enumerate(names[:10])) + (", ..." if len(names) > 10 else "")
-    raise ValueError(f"unknown {what} {c!r}; valid: {shown}" + (f"; {hint}" if hint else ""))
+    shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    raise ValueError(f"unknown {what} {c!r}; valid: {shown} or an index 0-{len(names) - 1}"
+                     + (f"; {hint}" if hint else ""))
 
 
 def no_stats(bundle, what: str):

@@ -9,7 +9,6 @@ import torch
 
 OFFLINE_HINT = ("the 'fmnist' and 'shapes' bundles ship with cag_lib and work offline "
                 "(load_bundle('fmnist')); or pass local files: checkpoints={timm name: path, 'mae': path}")
-HUB = ("huggingface.co", 443)
 
 
 class OfflineError(RuntimeError):
@@ -25,16 +24,16 @@ def is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
-def require_hub(what: str, timeout: float = 3.0) -> None:
-    """Fail at once, naming `what`, if the Hugging Face hub is off (HF_HUB_OFFLINE) or unreachable,
-    instead of retrying a download for a minute."""
+def require_hub(what: str, host: str = "huggingface.co", timeout: float = 3.0) -> None:
+    """Fail at once, naming `what`, if downloads are off (HF_HUB_OFFLINE) or `host` cannot be
+    reached, instead of retrying a download for a minute."""
     if is_offline():
-        raise OfflineError(f"{what} needs the Hugging Face hub, and HF_HUB_OFFLINE is set; " + OFFLINE_HINT)
+        raise OfflineError(f"{what} needs {host}, and HF_HUB_OFFLINE is set; " + OFFLINE_HINT)
     try:
-        socket.create_connection(HUB, timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=timeout).close()
     except OSError as e:
-        raise OfflineError(f"{what} needs the Hugging Face hub, which cannot be reached "
-                           f"({type(e).__name__}: {e}); " + OFFLINE_HINT) from e
+        raise OfflineError(f"{what} needs {host}, which cannot be reached ({type(e).__name__}: {e}); "
+                           + OFFLINE_HINT) from e
 
 
 def resolve_device(device="auto", local_rank: int = 0) -> torch.device:

@@ -63,6 +63,18 @@ def check_resolutions(resolutions: Sequence[int], patch_size: int) -> None:
                              f"nearest valid: {valid}")
 
 
+def check_fits(mae, cfg: GenerateConfig) -> None:
+    """The config's stages and mask fit this MAE."""
+    check_resolutions(cfg.resolutions, mae.patch_size)
+    if cfg.use_mae:
+        check_mask(mae.num_patches, cfg.mask_ratio)
+
+
+def check_per_image(objective: Objective, cfg: GenerateConfig) -> None:
+    if cfg.sampler == "mala" and not objective.per_image:
+        raise ValueError(f"the MALA sampler needs every term per image; {objective} is not")
+
+
 def check_mask(num_patches: int, mask_ratio: float) -> None:
     """g sees int(N * (1 - mask_ratio)) of its N patches: at least one must stay visible."""
     if int(num_patches * (1 - mask_ratio)) < 1:
@@ -155,6 +167,13 @@ class Forward:
         return View(x, targets, [type(o)(o.logits.float(), o.features.float()) for o, _ in outs],
                     [m.float() if m is not None else None for _, m in outs])
 
+    def scorer(self, objective: Objective, targets: torch.Tensor, noise) -> Callable:
+        """xs -> (objective's total, its parts, the View) on this step's mask: what a sampler calls."""
+        def score(xs):
+            view = self(xs, targets, noise)
+            return (*objective.evaluate(view), view)
+        return score
+
 
 def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, class_grams=None) -> Objective:
     """The config's objective; eq. 6's and the Gram term's statistics, unless given, from the bundle
@@ -187,22 +206,18 @@ def resize(x: torch.Tensor, res: int) -> torch.Tensor:
 def generate(models, targets, config: GenerateConfig | None = None, callbacks: Sequence[Callable] = (),
              class_stats: list | None = None, class_grams: list | None = None, init: torch.Tensor | None = None,
              objective: Objective | None = None) -> Result:
-    """One image per target from the bundle's source classifiers: eq. 3 (or eq. 1), staged 8 -> 16 -> 32.
+    """One image per target from a bundle (cag_lib.bundles.BundleLike): eq. 3 (or 1), staged.
 
-    models: a bundle (cag_lib.bundles.BundleLike). class_stats / class_grams: eq. 6's per-class
-    feature statistics and the Gram term's matrices, one per used source (default: the bundle's).
-    objective: your own (cag_lib.objectives), instead of the config's weighted terms. callbacks:
-    cb(step, images, result) every `snapshot_every` steps; returning True stops the run. init: start
-    images (B, C, H, W) in [0, 1] instead of seeded noise, e.g. an interrupted run's `res.images`."""
+    class_stats / class_grams: eq. 6's statistics, the Gram term's matrices, one per used source
+    (default: the bundle's). objective: your own (cag_lib.objectives). callbacks: cb(step, images,
+    result) every `snapshot_every` steps; True stops the run. init: start images (B, C, H, W) in
+    [0, 1] instead of seeded noise, e.g. an interrupted run's `res.images`."""
     cfg = config or GenerateConfig()
-    check_resolutions(cfg.resolutions, models.mae.patch_size)
-    if cfg.use_mae:
-        check_mask(models.mae.num_patches, cfg.mask_ratio)
+    check_fits(models.mae, cfg)
     y = resolve_targets(targets, models.class_index).to(next(models.mae.parameters()).device)
     idx = used_sources(models, cfg.classifiers)
     objective = objective or objective_for(models, cfg, idx, class_stats, class_grams)
-    if cfg.sampler == "mala" and not objective.per_image:
-        raise ValueError(f"the MALA sampler needs every term per image; {objective} is not")
+    check_per_image(objective, cfg)
     gen, mask_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
     x = (initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen) if init is None
          else start_images(init, len(y), models.in_chans, cfg.resolutions[0])).to(y.device)
@@ -215,7 +230,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
             x = sampler.start(resize(x, res), n_steps)
             for _ in range(n_steps):
                 noise = forward.mask(len(y), mask_gen)                       # fresh every step
-                step = sampler.step(x, lambda xs: (*objective.evaluate(v := forward(xs, y, noise)), v))
+                step = sampler.step(x, forward.scorer(objective, y, noise))
                 x = step.x
                 if rec.record(step, y, res):
                     raise StopIteration

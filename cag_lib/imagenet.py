@@ -17,29 +17,28 @@ bundles work offline.
 """
 from __future__ import annotations
 
-import os
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .generate import GenerateConfig
+from .bundles import lookup_class, no_stats
+from .clip import IMAGENET_CLIP, create_clip, zero_shot_classifier
+from .config import GenerateConfig
+from .errors import OFFLINE_HINT, OfflineError, require_hub
 from .mae import MaskedAutoencoder, load_checkpoint
 from .models import Classifier
+from .prompts import PromptBundle
+
+__all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_bundle",
+           "measure_class_stats", "official_mae", "timm_classifier", "imagenet_class_names"]
 
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
 JUDGE = "convnext_tiny.fb_in1k"
 MAE_URL = "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_base.pth"
 MAE_VIT_BASE = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
                     decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
-OFFLINE_HINT = ("the 'fmnist' and 'shapes' bundles ship with cag_lib and work offline "
-                "(load_bundle('fmnist')); or pass local files: checkpoints={timm name: path, 'mae': path}")
-
-
-class OfflineError(RuntimeError):
-    pass
-
-
 def imagenet_class_names() -> tuple[str, ...]:
     """The 1000 ImageNet-1k classes, each as its first synonym ("goldfish", "tench", ...), from timm."""
     from timm.data import ImageNetInfo
@@ -47,17 +46,12 @@ def imagenet_class_names() -> tuple[str, ...]:
     return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes()))
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
 def timm_classifier(name: str, pretrained: bool = True, checkpoint: str | Path | None = None,
                     class_names=()) -> Classifier:
     """A timm model wrapped with its own data config (input size, mean, std) as a Classifier."""
     import timm
-    if pretrained and checkpoint is None and _offline():
-        raise OfflineError(f"{name}: pretrained weights need the Hugging Face hub, and HF_HUB_OFFLINE is set; "
-                           + OFFLINE_HINT)
+    if pretrained and checkpoint is None:
+        require_hub(f"{name}'s pretrained weights")
     kw = {"pretrained_cfg_overlay": {"file": str(checkpoint)}} if checkpoint else {}
     try:
         net = timm.create_model(name, pretrained=pretrained or checkpoint is not None, **kw)
@@ -75,9 +69,7 @@ def official_mae(pretrained: bool = True, checkpoint: str | Path | None = None, 
     if checkpoint is not None:
         return load_checkpoint(mae, str(checkpoint)).eval()
     if pretrained:
-        if _offline():
-            raise OfflineError("the official MAE weights need dl.fbaipublicfiles.com, and HF_HUB_OFFLINE is set; "
-                               + OFFLINE_HINT)
+        require_hub("the official MAE weights", MAE_URL.split("/")[2])
         try:
             state = torch.hub.load_state_dict_from_url(MAE_URL, map_location="cpu", weights_only=True)
         except OSError as e:
@@ -115,18 +107,29 @@ class ImageNetBundle:
 
     def class_index(self, c) -> int:
         """An index, a synonym ("goldfish"), or a WordNet id ("n01443537") -> the class index."""
-        if isinstance(c, int) and 0 <= c < 1000:
-            return c
-        if isinstance(c, str):
-            from timm.data import ImageNetInfo
-            info = ImageNetInfo()
-            if c in info.label_names():
-                return list(info.label_names()).index(c)
-            for i in range(1000):
-                if c.lower() in [s.strip().lower() for s in info.index_to_description(i).split(",")]:
-                    return i
-        raise ValueError(f"unknown ImageNet class {c!r}: give an index 0-999, a WordNet id such as 'n01443537', "
-                         "or a synonym such as 'goldfish' (see cag_lib.imagenet.imagenet_class_names())")
+        return lookup_class(c, self.class_names, "ImageNet class", "give an index 0-999, a WordNet id such as "
+                            "'n01443537', or a synonym such as 'goldfish'", imagenet_aliases())
+
+    def feature_stats(self, sources) -> list:
+        if self.class_stats is None:
+            raise ValueError("distribution_weight > 0 needs class_stats of real ImageNet images: run "
+                             "cag_lib.imagenet.measure_class_stats(bundle, folder), or set distribution_weight=0")
+        return [self.class_stats[i] for i in sources]
+
+    def gram_stats(self, sources) -> list:
+        raise no_stats(self, "gram_weight")
+
+
+@functools.cache
+def imagenet_aliases() -> dict:
+    """{WordNet id or any synonym, lower case: class index}."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    aliases = {w.lower(): i for i, w in enumerate(info.label_names())}
+    for i in range(info.num_classes()):
+        for syn in info.index_to_description(i).split(","):
+            aliases.setdefault(syn.strip().lower(), i)
+    return aliases
 
 
 def load_imagenet_bundle(device="cpu", pretrained: bool = True, checkpoints: dict | None = None,
@@ -149,7 +152,6 @@ def imagenet_text_bundle(bundle: ImageNetBundle, prompts, pretrained: bool = Tru
     """Text-to-image at ImageNet scale: open_clip ViT-B-32 (laion2b_s34b_b79k) as a zero-shot classifier
     over `prompts` (e.g. ["a goldfish", "a red fox in snow"]), with the bundle's MAE. pretrained=False:
     random weights (tests); checkpoint: a local open_clip state dict."""
-    from .clip import IMAGENET_CLIP, PromptBundle, create_clip, zero_shot_classifier
     device = next(bundle.mae.parameters()).device
     model, tok = create_clip(IMAGENET_CLIP[0], IMAGENET_CLIP[1] if pretrained else None, checkpoint, device)
     return PromptBundle(zero_shot_classifier(model, tok, list(prompts), templates, IMAGENET_CLIP[0]), bundle.mae,

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import __version__, zoo
-from .clip import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
+from .shapes_text import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
 from .data import load_world
 from .diffusion import sample_images
 from .generate import GenerateConfig, generate

@@ -90,10 +90,10 @@ def training_data(cfg: TrainConfig, split: str, n: int | None):
         from .shapes import ATTRIBUTES, load_shapes
         d = load_shapes(split, n=n)
         if cfg.kind == "clip":   # without the held-out compositions when training (chapter 8's test)
-            from .clip import SHAPES_CLIP, _open_clip
+            from .clip import SHAPES_CLIP, registered_open_clip
             from .shapes import held_out_mask
             keep = ~held_out_mask(d) if split == "train" else torch.ones(len(d), dtype=torch.bool)
-            tokens = _open_clip().get_tokenizer(SHAPES_CLIP)([c for c, k in zip(d.captions, keep) if k])
+            tokens = registered_open_clip().get_tokenizer(SHAPES_CLIP)([c for c, k in zip(d.captions, keep) if k])
             return d.images[keep], tokens, ()
         if cfg.target not in ATTRIBUTES:
             raise ValueError(f"unknown target {cfg.target!r}; valid: {', '.join(ATTRIBUTES)}")
@@ -150,7 +150,7 @@ def augment(x: torch.Tensor, strength: str, g: torch.Generator) -> torch.Tensor:
 def save_weights(state: dict, path, clip: bool = False) -> None:
     """A state dict as float16 safetensors; a shapes CLIP keeps only the token rows its world uses."""
     if clip:
-        from .clip import prune_token_embedding
+        from .shapes_text import prune_token_embedding
         state = prune_token_embedding(state)
     save_file({k: v if k.endswith(".ids") else v.to(torch.float16).contiguous() for k, v in state.items()}, str(path))
 
@@ -352,9 +352,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         entry["training"]["init"] = {"name": cfg.init, "sha256": start["sha256"],
                                      "command": start["training"]["command"], "epochs": start["training"]["epochs"]}
     if cfg.kind == "clip":
-        from .clip import _open_clip
-        entry["config"] = {"model": cfg.clip_model, "open_clip_config": _open_clip().get_model_config(cfg.clip_model),
-                           "open_clip": _open_clip().__version__}
+        from .clip import registered_open_clip
+        entry["config"] = {"model": cfg.clip_model, "open_clip_config": registered_open_clip().get_model_config(cfg.clip_model),
+                           "open_clip": registered_open_clip().__version__}
     elif cfg.kind != "classifier":
         entry["config"] = model.config
     else:
@@ -364,10 +364,11 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     shipped = zoo.load_entry(entry, out)
     x_test, y_test, _ = training_data(cfg, "test", cfg.test_limit or None)
     if cfg.kind == "clip":
-        from .clip import SHAPES_CLIP, _open_clip, attribute_accuracy
+        from .clip import SHAPES_CLIP, registered_open_clip
+        from .shapes_text import attribute_accuracy
         from .shapes import load_shapes
         labels = load_shapes("test", n=cfg.test_limit or None).labels
-        tok = _open_clip().get_tokenizer(SHAPES_CLIP)
+        tok = registered_open_clip().get_tokenizer(SHAPES_CLIP)
         entry["metrics"] = {f"zero_shot_{a}_accuracy": round(attribute_accuracy(shipped, tok, x_test, labels[a], a), 4)
                             for a in ("shape", "colour", "background")}
     elif cfg.kind == "diffusion":  # the classifier's accuracy is measured by benchmarks/diffusion_classifier.py

@@ -23,7 +23,9 @@ from safetensors.torch import load_file
 
 from . import stats
 from .bundles import lookup_class
+from .clip import create_clip, expand_token_embedding
 from .data import world_classes
+from .diffusion import ConditionalDiffusion
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .models import Classifier, Ensemble, arch_kwargs, build_network
@@ -103,12 +105,10 @@ def model_from_entry(entry: dict) -> nn.Module:
     if entry["kind"] == "mae":
         return MaskedAutoencoder(**entry["config"])
     if entry["kind"] == "diffusion":
-        from .diffusion import ConditionalDiffusion
         return ConditionalDiffusion(**entry["config"])
     if entry["kind"] == "gan":
         return ConditionalGAN(**entry["config"])
     if entry["kind"] == "clip":
-        from .clip import create_clip
         return create_clip(entry["config"]["model"])[0]
     net = build_network(entry["arch"], entry["in_chans"], len(entry["class_names"]),
                         **arch_kwargs(entry["arch"], entry["input_size"]))
@@ -129,8 +129,7 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
                             "updating manifest.json")
     model = model_from_entry(entry)
     state = {k: v if k.endswith(".ids") else v.float() for k, v in load_file(str(path)).items()}
-    if entry["kind"] == "clip":   # shipped with only the token rows the world uses (clip.prune_token_embedding)
-        from .clip import expand_token_embedding
+    if entry["kind"] == "clip":   # shipped with only the token rows the world uses (shapes_text.prune_token_embedding)
         state = expand_token_embedding(state, model.token_embedding.num_embeddings)
     target = model.net if entry["kind"] == "classifier" else model
     target.load_state_dict(state)

@@ -31,7 +31,7 @@ RUNS = {  # name -> (bundle, recipe, changes)
 
 def bundle(name: str):
     if name == "shapes-clip":
-        from cag_lib.clip import load_text_bundle
+        from cag_lib.shapes_text import load_text_bundle
         return load_text_bundle()
     return load_bundle(name)
 

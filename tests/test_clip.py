@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from cag_lib.clip import (SHAPES_CLIP, ClipClassifier, TextBundle, attribute_scores, caption_templates, create_clip,
-                          load_attribute_judges, text_weights, zero_shot_classifier)
+from cag_lib.clip import SHAPES_CLIP, ClipClassifier, create_clip, text_weights, zero_shot_classifier
+from cag_lib.shapes_text import TextBundle, attribute_scores, caption_templates, load_attribute_judges
 from cag_lib.generate import GenerateConfig, generate
 from cag_lib.mae import MaskedAutoencoder
 
@@ -98,7 +98,8 @@ def test_attribute_judges_read_real_scenes_and_catch_a_wrong_shape():
 def test_pruned_token_embedding_gives_identical_outputs(clip, tmp_path):
     from safetensors.torch import load_file
 
-    from cag_lib.clip import expand_token_embedding, world_token_ids
+    from cag_lib.clip import expand_token_embedding
+    from cag_lib.shapes_text import world_token_ids
     from cag_lib.train import save_weights
     model, tok = clip
     save_weights({k: v.float() for k, v in model.state_dict().items()}, tmp_path / "c.safetensors", clip=True)
@@ -128,7 +129,7 @@ def test_text_bundle_ensembles_clips_with_the_same_prompts(clip, mae):
     r = generate(b, ["a red star on a blue background"], GenerateConfig(steps=2, resolutions=(32,),
                                                                         distribution_weight=0, progress=False))
     assert r.reconstructions.shape == (1, 3, 32, 32)
-    from cag_lib.clip import PromptBundle
+    from cag_lib.prompts import PromptBundle
     with pytest.raises(ValueError, match="same prompts"):
         PromptBundle([zero_shot_classifier(model, tok, ["a", "b"]), zero_shot_classifier(other, tok, ["b", "a"])], mae)
 
@@ -136,7 +137,7 @@ def test_text_bundle_ensembles_clips_with_the_same_prompts(clip, mae):
 def test_robust_clips_are_adversarial_fine_tunes_of_shipped_clips():
     """Each robust CLIP's manifest entry names the shipped CLIP it started from (by sha256) and its PGD radius."""
     from cag_lib import zoo
-    from cag_lib.clip import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS
+    from cag_lib.shapes_text import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS
     shapes = zoo.read_manifest()["shapes"]
     for name in SHAPES_ROBUST_CLIPS:
         t = shapes[name]["training"]
@@ -169,7 +170,7 @@ def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(text_to_image,
 
 def test_text_to_image_diversity_is_zero_for_copies_and_grows_with_spread(text_to_image):
     """A row's "diversity": mean distance between two pictures of one prompt in the shape judge's features."""
-    from cag_lib.clip import load_attribute_judges
+    from cag_lib.shapes_text import load_attribute_judges
     from cag_lib.shapes import make_shapes
     judges = load_attribute_judges()
     right = {"shape+colour": torch.ones(4)}
