@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,10 @@ from .data import load_world, world_classes
 from .diffusion import ConditionalDiffusion
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
+from .clip import SHAPES_CLIP, create_clip, normalise_images, registered_open_clip
 from .models import Classifier, accuracy, arch_kwargs, build_network
+from .shapes import ATTRIBUTES, COLOUR_NAMES, held_out_mask, load_shapes
+from .shapes_text import attribute_accuracy, prune_token_embedding
 
 
 @dataclass
@@ -75,7 +77,6 @@ class TrainConfig:
     device: str = "cpu"               # where to train ("cuda" if you have one); measuring is on the CPU
 
 
-KINDS = ("classifier", "mae", "diffusion", "clip", "gan")
 CLIP_ONLY = ("clip_groups", "clip_model", "adv_eps", "adv_steps")   # recorded in the manifest for CLIP runs only
 
 
@@ -87,11 +88,8 @@ def training_data(cfg: TrainConfig, split: str, n: int | None):
     if cfg.kind == "clip" or cfg.target not in ("", "shape"):
         if cfg.bundle != "shapes":
             raise ValueError("CLIP trains on the shapes world's captions: use --bundle shapes")
-        from .shapes import ATTRIBUTES, load_shapes
         d = load_shapes(split, n=n)
         if cfg.kind == "clip":   # without the held-out compositions when training (chapter 8's test)
-            from .clip import SHAPES_CLIP, registered_open_clip
-            from .shapes import held_out_mask
             keep = ~held_out_mask(d) if split == "train" else torch.ones(len(d), dtype=torch.bool)
             tokens = registered_open_clip().get_tokenizer(SHAPES_CLIP)([c for c, k in zip(d.captions, keep) if k])
             return d.images[keep], tokens, ()
@@ -105,7 +103,6 @@ def training_data(cfg: TrainConfig, split: str, n: int | None):
 def clip_group_keys(n: int | None) -> torch.Tensor:
     """(N,) colour * 8 + background of the CLIP training scenes (held-out compositions removed, as in
     training_data): the key batch_indices groups by."""
-    from .shapes import COLOUR_NAMES, held_out_mask, load_shapes
     d = load_shapes("train", n=n)
     return (d.labels["colour"] * len(COLOUR_NAMES) + d.labels["background"])[~held_out_mask(d)]
 
@@ -150,7 +147,6 @@ def augment(x: torch.Tensor, strength: str, g: torch.Generator) -> torch.Tensor:
 def save_weights(state: dict, path, clip: bool = False) -> None:
     """A state dict as float16 safetensors; a shapes CLIP keeps only the token rows its world uses."""
     if clip:
-        from .shapes_text import prune_token_embedding
         state = prune_token_embedding(state)
     save_file({k: v if k.endswith(".ids") else v.to(torch.float16).contiguous() for k, v in state.items()}, str(path))
 
@@ -210,42 +206,103 @@ def gan_judge_accuracy(model: ConditionalGAN, bundle: str, per_class: int = 100,
     return round(accuracy(judge, model.sample(z, c), c), 4)
 
 
-def batch_loss(cfg: TrainConfig, model, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, clip_loss=None):
-    """The training loss of one batch x (B, C, H, W) on cfg.device; y: class indices, or for CLIP
-    the tokenised captions (B, context_length)."""
-    if cfg.kind == "clip":   # open_clip's contrastive loss on (image, caption) pairs
-        from .clip import normalise_images
-        text = model.encode_text(y, normalize=True)                                  # (B, D)
+# --- the kinds of model: how each is built, what it learns from a batch, how it is measured -----
 
-        def image_loss(xi, text=text):
-            return clip_loss(model.encode_image(normalise_images(model, xi), normalize=True), text,
-                             model.logit_scale.exp())
-        if cfg.adv_eps:   # train on the images the current model finds hardest nearby
-            x = pgd_l2(lambda xi: image_loss(xi, text.detach()), x, cfg.adv_eps, cfg.adv_steps, g)
-        return image_loss(x)
-    if cfg.kind == "diffusion":
-        return model.loss(x, y, g)
-    if cfg.kind == "gan":   # D takes its own step first; the loop's optimiser then steps G
-        model.discriminator_step(x, y, g, cfg.lr)
-        return model.generator_loss(y, g)
-    if cfg.kind == "mae":
-        noise = model.mask_noise(len(x), g, device="cpu").to(cfg.device)
-        return model(x, cfg.mask_ratio, noise=noise, visible_weight=cfg.visible_weight)[0]
+@dataclass(frozen=True)
+class Kind:
+    """One kind of model the zoo trains. build(cfg, in_chans, mean, std, classes) -> model;
+    loss(cfg, model, x, y, g, aux) -> () loss of a batch x (B, C, H, W), y class indices (or CLIP's
+    tokenised captions); measure(cfg, shipped, x_test, y_test, classes) -> metrics; describe(cfg,
+    model, x_train, mean, std, classes) -> what the manifest entry records of the architecture."""
+    build: Callable
+    loss: Callable
+    measure: Callable
+    describe: Callable = lambda cfg, model, *rest: {"config": model.config}
+    betas: tuple = (0.9, 0.95)
+    setup: Callable = lambda cfg: None                  # aux for loss, made once (CLIP's ClipLoss)
+    after_step: Callable = lambda cfg, model: None
+    own_fields: tuple = ()                              # TrainConfig fields only this kind records
+    trained: Callable = lambda model: model             # the module the loop's optimiser steps
+    saved: Callable = lambda model: model               # the module whose state is shipped
+
+
+def _classifier_loss(cfg, model, x, y, g, aux):
     return F.cross_entropy(model(x).logits, y, label_smoothing=cfg.label_smoothing)
 
 
-def build(cfg: TrainConfig, in_chans: int, mean: list, std: list, classes=()):
-    if cfg.kind == "clip":
-        from .clip import create_clip
-        return create_clip(cfg.clip_model)[0].train().requires_grad_(True)
-    if cfg.kind == "diffusion":
-        return ConditionalDiffusion(world_classes(cfg.bundle), in_chans, 32, unet=cfg.unet)
-    if cfg.kind == "gan":
-        return ConditionalGAN(world_classes(cfg.bundle), in_chans)
-    if cfg.kind == "mae":
-        return MaskedAutoencoder(img_size=32, in_chans=in_chans, mean=mean, std=std, **cfg.mae)
+def _build_classifier(cfg, in_chans, mean, std, classes):
     net = build_network(cfg.arch, in_chans, len(classes), **arch_kwargs(cfg.arch, cfg.input_size))
     return Classifier(net, cfg.input_size, mean, std, classes, name=cfg.name)
+
+
+def _mae_loss(cfg, model, x, y, g, aux):
+    noise = model.mask_noise(len(x), g, device="cpu").to(cfg.device)
+    return model(x, cfg.mask_ratio, noise=noise, visible_weight=cfg.visible_weight)[0]
+
+
+def _gan_loss(cfg, model, x, y, g, aux):   # D takes its own step first; the loop's optimiser then steps G
+    model.discriminator_step(x, y, g, cfg.lr)
+    return model.generator_loss(y, g)
+
+
+def _clip_loss(cfg, model, x, y, g, clip_loss):   # open_clip's contrastive loss on (image, caption) pairs
+    text = model.encode_text(y, normalize=True)                                  # (B, D)
+
+    def image_loss(xi, text=text):
+        return clip_loss(model.encode_image(normalise_images(model, xi), normalize=True), text,
+                         model.logit_scale.exp())
+    if cfg.adv_eps:   # train on the images the current model finds hardest nearby
+        x = pgd_l2(lambda xi: image_loss(xi, text.detach()), x, cfg.adv_eps, cfg.adv_steps, g)
+    return image_loss(x)
+
+
+def _clamp_logit_scale(cfg, model):
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))   # as open_clip's training loop does
+
+
+def _measure_clip(cfg, shipped, x_test, y_test, classes):
+    labels = load_shapes("test", n=cfg.test_limit or None).labels
+    tok = registered_open_clip().get_tokenizer(SHAPES_CLIP)
+    return {f"zero_shot_{a}_accuracy": round(attribute_accuracy(shipped, tok, x_test, labels[a], a), 4)
+            for a in ("shape", "colour", "background")}
+
+
+def _describe_clip(cfg, model, *rest):
+    oc = registered_open_clip()
+    return {"config": {"model": cfg.clip_model, "open_clip_config": oc.get_model_config(cfg.clip_model),
+                       "open_clip": oc.__version__}}
+
+
+def _describe_classifier(cfg, model, x_train, mean, std, classes):
+    return dict(arch=cfg.arch, in_chans=x_train.shape[1], input_size=cfg.input_size, mean=mean, std=std,
+                class_names=list(classes))
+
+
+KINDS: dict[str, Kind] = {
+    "classifier": Kind(_build_classifier, _classifier_loss,
+                       lambda cfg, m, x, y, c: {"test_accuracy": round(accuracy(m, x, y), 4)},
+                       _describe_classifier, betas=(0.9, 0.999), saved=lambda m: m.net),
+    "mae": Kind(lambda cfg, c, mean, std, k: MaskedAutoencoder(img_size=32, in_chans=c, mean=mean, std=std,
+                                                               **cfg.mae),
+                _mae_loss, lambda cfg, m, x, y, c: masked_mse(m, x, cfg.mask_ratio), own_fields=("mae",)),
+    "diffusion": Kind(lambda cfg, c, *_: ConditionalDiffusion(world_classes(cfg.bundle), c, 32, unet=cfg.unet),
+                      lambda cfg, m, x, y, g, aux: m.loss(x, y, g),   # accuracy: benchmarks/diffusion_classifier.py
+                      lambda cfg, m, x, y, c: {"test_eps_mse": denoising_mse(m, x, y)}, own_fields=("unet",)),
+    "clip": Kind(lambda cfg, *_: create_clip(cfg.clip_model)[0].train().requires_grad_(True), _clip_loss,
+                 _measure_clip, _describe_clip, setup=lambda cfg: registered_open_clip().ClipLoss(), after_step=_clamp_logit_scale,
+                 own_fields=CLIP_ONLY),
+    "gan": Kind(lambda cfg, c, *_: ConditionalGAN(world_classes(cfg.bundle), c), _gan_loss,
+                lambda cfg, m, x, y, c: {"sample_judge_accuracy": gan_judge_accuracy(m, cfg.bundle),
+                                         "test_images": 100 * len(c)},   # chapter 10 has the panel
+                betas=(0.0, 0.9), trained=lambda m: m.generator),       # a GAN's D has its own optimiser
+}
+
+
+def kind_of(cfg) -> Kind:
+    if cfg.kind not in KINDS:
+        raise ValueError(f"kind must be one of {tuple(KINDS)}, not {cfg.kind!r}")
+    return KINDS[cfg.kind]
 
 
 def init_entry(cfg: TrainConfig, classes=()) -> dict:
@@ -273,49 +330,62 @@ def one_cycle(opt, lr: float, total: int):
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
     """Train one model as cfg says, save it, measure it, record it in the manifest; returns the entry."""
-    if cfg.kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {cfg.kind!r}")
+    kind = kind_of(cfg)
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train, classes = training_data(cfg, "train", cfg.limit or None)
     mean, std = channel_stats(x_train)
     start = init_entry(cfg, classes) if cfg.init else None   # fine-tuning: the model to start from
     model = (zoo.load_entry(start, cfg.init_dir or None).requires_grad_(True) if start
-             else build(cfg, x_train.shape[1], mean, std, classes)).to(cfg.device)
+             else kind.build(cfg, x_train.shape[1], mean, std, classes)).to(cfg.device)
+    run = fit(cfg, kind, model, x_train, y_train, g)
+    entry = record(cfg, kind, run, command, start)
+    entry.update(kind.describe(cfg, run.model, x_train, mean, std, classes))
+    out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
+    shipped = zoo.load_entry(entry, out)   # measure the shipped (float16) file, not the float32 model
+    x_test, y_test, _ = training_data(cfg, "test", cfg.test_limit or None)
+    entry["metrics"] = kind.measure(cfg, shipped, x_test, y_test, classes)
+    entry["metrics"].setdefault("test_images", len(x_test))
+    zoo.write_entry(cfg.bundle, cfg.name, entry, out)
+    return entry
+
+
+@dataclass
+class Run:
+    model: torch.nn.Module
+    steps: int
+    total: int
+    steps_per_epoch: int
+    train_images: int
+    seconds: float
+    interrupted: bool
+
+
+def fit(cfg: TrainConfig, kind: Kind, model, x_train, y_train, g: torch.Generator) -> Run:
+    """The one training loop: AdamW with warm-up and cosine decay, optional EMA; Ctrl-C (or timeout
+    -s INT) stops it and keeps what was learnt so far."""
     model.train()
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    betas = {"classifier": (0.9, 0.999), "gan": (0.0, 0.9)}.get(cfg.kind, (0.9, 0.95))
-    trained = model.generator if cfg.kind == "gan" else model      # a GAN's D has its own optimiser
-    opt = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay, betas=betas)
-    sched = one_cycle(opt, cfg.lr, total)
-    clip_loss = None
-    if cfg.kind == "clip":
-        from open_clip import ClipLoss
-        clip_loss = ClipLoss()
+    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    opt = torch.optim.AdamW([p for p in kind.trained(model).parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=kind.betas)
+    sched, aux = one_cycle(opt, cfg.lr, total), kind.setup(cfg)
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema else None)
     keys = clip_group_keys(cfg.limit or None) if cfg.kind == "clip" and cfg.clip_groups else None
-    t0, step = time.time(), 0
+    t0, step, interrupted = time.time(), 0, False
     bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
-    interrupted = False
-    try:   # Ctrl-C (or timeout -s INT) stops training; what was learnt so far is saved and measured
+    try:
         while step < total:
-            for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups):
-                if step >= total:
-                    break
+            for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups)[:total - step]:
                 x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
-                loss = batch_loss(cfg, model, x, y_train[idx].to(cfg.device), g, clip_loss)
+                loss = kind.loss(cfg, model, x, y_train[idx].to(cfg.device), g, aux)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                if cfg.kind == "clip":
-                    with torch.no_grad():
-                        model.logit_scale.clamp_(0, math.log(100))   # as open_clip's training loop does
+                kind.after_step(cfg, model)
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
@@ -325,70 +395,45 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         interrupted = True
         print(f"interrupted after {step} of {total} steps: saving and measuring the model as it is", flush=True)
     bar.close()
-    seconds = time.time() - t0
-    if ema is not None:
-        model = ema.module
+    return Run(ema.module if ema is not None else model, step, total, steps_per_epoch, len(x_train),
+               time.time() - t0, interrupted)
 
+
+def recorded_config(cfg: TrainConfig) -> dict:
+    """The TrainConfig fields a manifest entry records: not the output folder, not the fields of
+    other kinds, no init fields without --init, no MAE size for a fine-tuned MAE."""
+    others = {f for name, k in KINDS.items() if name != cfg.kind for f in k.own_fields}
+    return {k: v for k, v in asdict(cfg).items()
+            if k != "out" and k not in others and not (k == "mae" and cfg.init)
+            and not (k in ("init", "init_dir") and not cfg.init)}
+
+
+def record(cfg: TrainConfig, kind: Kind, run: Run, command: str, start: dict | None) -> dict:
+    """Save the weights (float16) and start the manifest entry: file, checksum, how it was trained."""
     out = Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR
     rel = f"{cfg.bundle}/{cfg.name}.safetensors"
     (out / cfg.bundle).mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in (model.net if cfg.kind == "classifier" else model).state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in kind.saved(run.model).state_dict().items()}
     save_weights(state, out / rel, clip=cfg.kind == "clip")
-    role = cfg.role if cfg.kind == "classifier" else cfg.kind
-    entry = {"name": cfg.name, "kind": cfg.kind, "role": role, "file": rel,
-             "sha256": zoo.sha256(out / rel), "dtype": "float16",
-             "params": sum(p.numel() for p in model.parameters()),
-             "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(seconds, 1),
-                          "steps": step, "epochs": round(step / steps_per_epoch, 2), "train_images": len(x_train),
-                          "torch": torch.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
-                          "config": {k: v for k, v in asdict(cfg).items()
-                                     if k != "out" and not (k == "mae" and (cfg.kind != "mae" or cfg.init))
-                                     and not (k in ("init", "init_dir") and not cfg.init)
-                                     and not (k == "unet" and cfg.kind != "diffusion")
-                                     and not (k in CLIP_ONLY and cfg.kind != "clip")}}}
-    if interrupted:
-        entry["training"]["interrupted_after_steps_of"] = total
+    entry = {"name": cfg.name, "kind": cfg.kind, "role": cfg.role if cfg.kind == "classifier" else cfg.kind,
+             "file": rel, "sha256": zoo.sha256(out / rel), "dtype": "float16",
+             "params": sum(p.numel() for p in run.model.parameters()),
+             "training": {"command": command or "cag_lib.train.train(...)", "seconds": round(run.seconds, 1),
+                          "steps": run.steps, "epochs": round(run.steps / run.steps_per_epoch, 2),
+                          "train_images": run.train_images, "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "device": cfg.device, "config": recorded_config(cfg)}}
+    if run.interrupted:
+        entry["training"]["interrupted_after_steps_of"] = run.total
     if start:   # a fine-tuned model: what it started from
         entry["training"]["init"] = {"name": cfg.init, "sha256": start["sha256"],
                                      "command": start["training"]["command"], "epochs": start["training"]["epochs"]}
-    if cfg.kind == "clip":
-        from .clip import registered_open_clip
-        entry["config"] = {"model": cfg.clip_model, "open_clip_config": registered_open_clip().get_model_config(cfg.clip_model),
-                           "open_clip": registered_open_clip().__version__}
-    elif cfg.kind != "classifier":
-        entry["config"] = model.config
-    else:
-        entry.update(arch=cfg.arch, in_chans=x_train.shape[1], input_size=cfg.input_size, mean=mean, std=std,
-                     class_names=list(classes))
-    # measure the shipped (float16) file, not the in-memory float32 model
-    shipped = zoo.load_entry(entry, out)
-    x_test, y_test, _ = training_data(cfg, "test", cfg.test_limit or None)
-    if cfg.kind == "clip":
-        from .clip import SHAPES_CLIP, registered_open_clip
-        from .shapes_text import attribute_accuracy
-        from .shapes import load_shapes
-        labels = load_shapes("test", n=cfg.test_limit or None).labels
-        tok = registered_open_clip().get_tokenizer(SHAPES_CLIP)
-        entry["metrics"] = {f"zero_shot_{a}_accuracy": round(attribute_accuracy(shipped, tok, x_test, labels[a], a), 4)
-                            for a in ("shape", "colour", "background")}
-    elif cfg.kind == "diffusion":  # the classifier's accuracy is measured by benchmarks/diffusion_classifier.py
-        entry["metrics"] = {"test_eps_mse": denoising_mse(shipped, x_test, y_test)}
-    elif cfg.kind == "mae":
-        entry["metrics"] = masked_mse(shipped, x_test, cfg.mask_ratio)
-    elif cfg.kind == "gan":   # the validation judge on 100 samples per class (chapter 10 has the panel)
-        entry["metrics"] = {"sample_judge_accuracy": gan_judge_accuracy(shipped, cfg.bundle),
-                            "test_images": 100 * len(classes)}
-    else:
-        entry["metrics"] = {"test_accuracy": round(accuracy(shipped, x_test, y_test), 4)}
-    entry["metrics"].setdefault("test_images", len(x_test))
-    zoo.write_entry(cfg.bundle, cfg.name, entry, out)
     return entry
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m cag_lib.train", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=KINDS)
+    p.add_argument("kind", choices=tuple(KINDS))
     d = TrainConfig()
     for f in ("bundle", "name", "arch", "target", "role", "augment", "out", "device", "clip_model", "init", "init_dir"):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))

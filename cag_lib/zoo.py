@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 

@@ -154,16 +154,18 @@ def test_pgd_l2_stays_in_the_ball_and_raises_the_loss():
 
 
 def test_interrupted_training_saves_and_records_what_was_done(tmp_path, monkeypatch):
+    import dataclasses
+
     import cag_lib.train as train
     calls = {"n": 0}
-    real = train.batch_loss
+    real = train.KINDS["classifier"].loss
 
     def stop_at_third(*args, **kwargs):   # Ctrl-C during the third batch
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(train, "batch_loss", stop_at_third)
+    monkeypatch.setitem(train.KINDS, "classifier", dataclasses.replace(train.KINDS["classifier"], loss=stop_at_third))
     main(["classifier", "--bundle", "fmnist", "--arch", "resnet", "--name", "resnet", "--limit", "256",
           "--batch-size", "32", "--max-steps", "6", "--test-limit", "32", "--out", str(tmp_path)])
     entry = zoo.read_manifest(tmp_path)["fmnist"]["resnet"]
