@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import is_offline
+
 FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -30,16 +32,27 @@ class DataNotFoundError(FileNotFoundError):
     """Raised when a data set is neither on disk nor downloadable."""
 
 
+class CorruptDataError(ValueError):
+    """A data file that exists but cannot be read; the message names it."""
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into a uint8 array of its stored shape."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    zero, dtype, ndim = data[0] * 256 + data[1], data[2], data[3]
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    fix = "; delete it and get the file again (see cag_lib.data.fashion_mnist_dir)"
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:   # gzip.BadGzipFile, a truncated stream
+        raise CorruptDataError(f"{path} cannot be read ({type(e).__name__}: {e}){fix}") from None
+    if len(data) < 4 or data[0] * 256 + data[1] != 0 or data[2] != 0x08:
+        raise CorruptDataError(f"{path} is not an unsigned-byte IDX file{fix}")
+    ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
+        raise CorruptDataError(f"{path} holds {len(data) - 4 - 4 * ndim} bytes of data, its header says "
+                               f"{shape} = {int(np.prod(shape))}: the file is truncated or corrupt{fix}")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -75,7 +88,7 @@ def fashion_mnist_dir(root=None, download: bool = True) -> Path:
             "Fix: on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`; or put the four "
             "*-ubyte.gz files in a folder and pass root=... (or set CAG_FMNIST_DIR); or run once "
             "with internet so torchvision downloads them to " + str(CACHE_DIR) + ".")
-    if download and os.environ.get("HF_HUB_OFFLINE") != "1" and os.environ.get("CAG_OFFLINE") != "1":
+    if download and not is_offline() and os.environ.get("CAG_OFFLINE") != "1":
         try:
             _download(CACHE_DIR)
             return CACHE_DIR

@@ -26,7 +26,7 @@ import torch
 from .bundles import lookup_class, no_stats
 from .clip import IMAGENET_CLIP, create_clip, zero_shot_classifier
 from .config import GenerateConfig
-from .errors import OFFLINE_HINT, OfflineError, require_hub
+from .errors import OFFLINE_HINT, OfflineError, require_hub, resolve_device
 from .mae import MaskedAutoencoder, load_checkpoint
 from .models import Classifier
 from .prompts import PromptBundle
@@ -136,7 +136,7 @@ def load_imagenet_bundle(device="cpu", pretrained: bool = True, checkpoints: dic
                          mae_overrides: dict | None = None) -> ImageNetBundle:
     """Sources, judge and MAE of the ImageNet bundle. checkpoints: local files by timm name or 'mae'.
     pretrained=False builds the same models randomly initialised (tests, speed measurements)."""
-    ck = checkpoints or {}
+    ck, device = checkpoints or {}, resolve_device(device)
     names = imagenet_class_names()
     clfs = [timm_classifier(n, pretrained, ck.get(n), names).to(device).requires_grad_(False) for n in SOURCES]
     judge = timm_classifier(JUDGE, pretrained, ck.get(JUDGE), names).to(device).requires_grad_(False)

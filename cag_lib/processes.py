@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import resolve_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -50,15 +52,10 @@ def broadcast(d: Dist, obj):
 
 def pick_device(name: str, d: Dist) -> torch.device:
     """'auto': this process's GPU (cuda:LOCAL_RANK), else Apple's mps, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", d.local_rank % torch.cuda.device_count())
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA GPU is visible here; use --device auto or cpu")
-    if name not in ("cpu", "mps") and not name.startswith("cuda"):
-        raise ValueError(f"--device {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    return torch.device("cuda", d.local_rank) if name == "cuda" else torch.device(name)
+    try:
+        return resolve_device(name, d.local_rank)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
 
 
 def sigterm_as_interrupt() -> None:

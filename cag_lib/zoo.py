@@ -25,6 +25,7 @@ from .bundles import lookup_class
 from .clip import create_clip, expand_token_embedding
 from .data import world_classes
 from .diffusion import ConditionalDiffusion
+from .errors import resolve_device
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .models import Classifier, Ensemble, arch_kwargs, build_network
@@ -126,6 +127,7 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
         raise ChecksumError(f"checksum mismatch for {path}: manifest says {entry['sha256'][:12]}..., "
                             f"file has {digest[:12]}...; the file is corrupt or was retrained without "
                             "updating manifest.json")
+    device = resolve_device(device)
     model = model_from_entry(entry)
     state = {k: v if k.endswith(".ids") else v.float() for k, v in load_file(str(path)).items()}
     if entry["kind"] == "clip":   # shipped with only the token rows the world uses (shapes_text.prune_token_embedding)
@@ -187,6 +189,11 @@ def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | No
     """Load a named bundle: its source classifiers, held-out judge and MAE, checksums verified."""
     spec = bundle_spec(name)
     entries = read_manifest(weights_dir).get(name, {})
+    if weights_dir is not None and not (Path(weights_dir) / "manifest.json").exists():
+        raise WeightsNotFoundError(f"weights_dir {str(weights_dir)!r} has no manifest.json: point it at a folder "
+                                   "that `python -m cag_lib.train --out` wrote, or leave it out for the weights "
+                                   f"that ship with cag_lib ({WEIGHTS_DIR})")
+    device = resolve_device(device)
     missing = [m for m in (*spec.sources, spec.judge, spec.mae) if m not in entries]
     if missing:
         raise WeightsNotFoundError(f"bundle {name!r} lacks trained weights for {missing} in the manifest; "

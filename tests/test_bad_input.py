@@ -1,0 +1,126 @@
+"""Bad input through the public API: each is one clear error that names the fix (or works)."""
+import gzip
+import socket
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from cag_lib.config import GenerateConfig
+from cag_lib.errors import NonFiniteError, OfflineError, is_offline
+from cag_lib.generate import generate
+from cag_lib.objectives import Objective, classification
+from cag_lib.zoo import load_bundle
+
+QUICK = GenerateConfig(steps=3, resolutions=(32,), progress=False)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_bundle("fmnist")
+
+
+@pytest.mark.parametrize("change, said", [
+    (dict(steps=0), "steps=0: give a whole number >= 1"), (dict(steps=-3), "steps=-3"),
+    (dict(steps=30.5), "steps=30.5: give a whole number"), (dict(steps=True), "steps=True"),
+    (dict(lr=float("inf")), "lr=inf: give a finite number"), (dict(init_std=float("nan")), "init_std=nan"),
+    (dict(lr=1e6), "0 < lr <= 1"), (dict(lr=0.0), "0 < lr <= 1"),
+    (dict(resolutions=()), "non-empty tuple"), (dict(resolutions=32), "non-empty tuple"),
+    (dict(classifiers=()), "non-empty tuple of source indices"), (dict(mask_ratio=1.0), "mask_ratio < 1"),
+    (dict(sampler="sgd"), "valid values: 'adam', 'mala'"), (dict(diversity_weight=-1.0), ">= 0"),
+    (dict(sampler="mala"), "set diversity_weight=0"),
+])
+def test_a_bad_setting_is_refused_when_the_config_is_made(change, said):
+    with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        replace(GenerateConfig(), **change)
+
+
+def test_settings_that_do_not_fit_the_bundle_are_refused(bundle):
+    with pytest.raises(ValueError, match=r"classifiers=\(5,\): this bundle has 2 source classifier"):
+        generate(bundle, [0], replace(QUICK, classifiers=(5,)))
+    with pytest.raises(ValueError, match="leaves none of the MAE's 64 patches visible"):
+        generate(bundle, [0], replace(QUICK, mask_ratio=0.99))
+
+
+def test_targets_are_read_as_a_user_means_them(bundle):
+    with pytest.raises(ValueError, match=r"one string, 'Sneaker'; give one class per image, e.g. \['Sneaker'\] \* 8"):
+        generate(bundle, "Sneaker", QUICK)
+    with pytest.raises(ValueError, match="is a bool"):
+        generate(bundle, [True], QUICK)
+    r = generate(bundle, np.array([7, 9]), QUICK)        # numpy integers are indices
+    assert r.targets.tolist() == [7, 9]
+    assert generate(bundle, torch.tensor(3), QUICK).targets.tolist() == [3]
+    with pytest.raises(ValueError, match="unknown class 'Sneakers'; valid: 'T-shirt/top'"):
+        generate(bundle, ["Sneakers"], QUICK)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.parametrize("device, said", [("cuda", "no CUDA GPU is visible"), ("gpu", "use 'auto', 'cpu'")])
+def test_a_device_that_is_not_there_is_one_line(device, said):
+    with pytest.raises(ValueError, match=said):
+        load_bundle("fmnist", device=device)
+
+
+def test_auto_device_works_everywhere():
+    assert next(load_bundle("fmnist", device="auto").mae.parameters()).device.type in ("cpu", "cuda", "mps")
+
+
+def test_a_wrong_weights_dir_says_where_to_point_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no manifest.json: point it at a folder"):
+        load_bundle("fmnist", weights_dir=tmp_path)
+
+
+def test_a_corrupt_data_file_is_named(tmp_path):
+    from cag_lib.data import CorruptDataError, read_idx
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(CorruptDataError, match=str(bad)):
+        read_idx(bad)
+    short = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(short, "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + (100).to_bytes(4, "big") + bytes(10))   # says 100, holds 10
+    with pytest.raises(CorruptDataError, match="truncated or corrupt"):
+        read_idx(short)
+
+
+def test_a_non_finite_objective_stops_the_run_and_names_the_settings(bundle):
+    obj = classification() + Objective.term("nan", lambda v: v.x.sum() * float("nan"))
+    with pytest.raises(NonFiniteError, match="lower lr"):
+        generate(bundle, [0, 1], QUICK, objective=obj)
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("true", True), ("ON", True), ("yes", True),
+                                            ("0", False), ("false", False), ("", False)])
+def test_offline_is_read_like_huggingface_hub(monkeypatch, value, offline):
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert is_offline() is offline
+
+
+def test_no_network_fails_fast_not_after_a_minute_of_retries(monkeypatch):
+    from cag_lib.imagenet import timm_classifier
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_route(*a, **k):
+        raise OSError("Network is unreachable")
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    with pytest.raises(OfflineError, match="cannot be reached .*'fmnist' and 'shapes' bundles"):
+        timm_classifier("resnet18", pretrained=True)
+
+
+def test_free_form_prompts_must_be_readable():
+    from cag_lib.clip import SHAPES_CLIP, create_clip, zero_shot_classifier
+    model, tok = create_clip(SHAPES_CLIP)
+    with pytest.raises(ValueError, match="an empty prompt"):
+        zero_shot_classifier(model, tok, ["a red star", "  "])
+    with pytest.raises(ValueError, match=r"is 502 tokens and CLIP reads \d+: shorten it"):
+        zero_shot_classifier(model, tok, ["a red star", " ".join(["word"] * 500)])
+
+
+def test_a_callback_can_stop_the_run_and_a_stopped_run_continues_from_its_images(bundle):
+    cfg = replace(QUICK, steps=6, snapshot_every=2)
+    seen = []
+    r = generate(bundle, [0, 1], cfg, callbacks=[lambda step, imgs, res: seen.append(step) or step >= 4])
+    assert r.stopped and seen == [2, 4] and len(r.history["loss"]) == 4
+    more = generate(bundle, [0, 1], replace(cfg, steps=2, snapshot_every=0), init=r.images)
+    assert more.history["loss"][0] < r.history["loss"][0]        # it starts where the first run stopped
