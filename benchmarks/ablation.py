@@ -15,22 +15,19 @@ side finish sooner than one two-thread run after another. A row's seconds are it
 """
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.generate import GenerateConfig  # noqa: E402
-from cag_lib.metrics import format_table  # noqa: E402
-from cag_lib.recipes import ABLATION_ROWS, RECIPES, run_recipe  # noqa: E402
-from cag_lib.stats import bundle_class_stats  # noqa: E402
-from cag_lib.zoo import load_bundle  # noqa: E402
+from cag_lib import bench
+from cag_lib.generate import GenerateConfig
+from cag_lib.metrics import format_table
+from cag_lib.recipes import ABLATION_ROWS, RECIPES, run_recipe
+from cag_lib.stats import bundle_class_stats
+from cag_lib.zoo import load_bundle
 
 FULL = RECIPES["CaG full"]
 ROWS = RECIPES
@@ -46,7 +43,7 @@ def run_row(name: str, cfg: GenerateConfig, bundle: str, per_class: int, show: s
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__)
     p.add_argument("--bundle", default="fmnist")
     p.add_argument("--steps", type=int, default=FULL.steps)
     p.add_argument("--per-class", type=int, default=8)
@@ -75,10 +72,8 @@ def main(argv=None):
     print(format_table(rows))
     print(f"total {total:.0f} s with {a.workers} worker(s); real test images' diversity in the judge's "
           f"features: {next(iter(rows.values()))['real_diversity']:.2f}")
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps({"bundle": a.bundle, "steps": a.steps, "per_class": a.per_class,
-                                        "workers": a.workers, "total_seconds": round(total, 1), "rows": rows},
-                                       indent=2) + "\n")
+    bench.write_report(a.json, {"bundle": a.bundle, "steps": a.steps, "per_class": a.per_class,
+                                "workers": a.workers, "total_seconds": round(total, 1), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -14,22 +14,20 @@ numbers do not use. Writes JSON; --update-manifest records the accuracy in the z
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib import zoo  # noqa: E402
-from cag_lib.data import load_world  # noqa: E402
-from cag_lib.diffusion import DEFAULT_STAGES, Stage, classify, evaluations_per_image  # noqa: E402
-from cag_lib.models import predict  # noqa: E402
-from cag_lib.recipes import recipe, shown_images  # noqa: E402
-from cag_lib.generate import generate  # noqa: E402
-from cag_lib.viz import rows_figure  # noqa: E402
+from cag_lib import bench
+from cag_lib import zoo
+from cag_lib.data import load_world
+from cag_lib.diffusion import DEFAULT_STAGES, Stage, classify, evaluations_per_image
+from cag_lib.models import predict
+from cag_lib.recipes import recipe, shown_images
+from cag_lib.generate import generate
+from cag_lib.viz import rows_figure
 
 CANDIDATE_STAGES = {"10 -> 3, +40": (Stage(10, 3), Stage(40, 1)), "20 -> 3, +80": (Stage(20, 3), Stage(80, 1)),
                     "50 -> 2, +100": (Stage(50, 2), Stage(100, 1))}
@@ -49,16 +47,15 @@ def timed_classifier(model, x, y):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__)
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--per-class", type=int, default=4, help="CaG / eq. 1 images per class to classify")
     p.add_argument("--json", default="outputs/diffusion_classifier/diffusion_classifier.json")
     p.add_argument("--out", default="outputs/diffusion_classifier")
     p.add_argument("--choose-stages", action="store_true", help="measure CANDIDATE_STAGES on test images 9000-9199")
     p.add_argument("--update-manifest", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    bench.set_threads(a.threads)
     b = zoo.load_bundle("fmnist")
     dc = zoo.load_model("fmnist", "diffusion")
     x_all, y_all = load_world("fmnist", "test")
@@ -97,8 +94,7 @@ def main(argv=None):
                     Path(a.out) / f"{name.replace(' ', '_')}_dc.png",
                     title=f"{name} [{what}] with the diffusion classifier's reading")
     report["generated"] = circle
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+    bench.write_report(a.json, report)
     if a.update_manifest:
         zoo.update_metrics("fmnist", "diffusion", {"dc_test_accuracy": round(rows["diffusion classifier"]["accuracy"], 4),
                                                    "dc_test_images": a.n})

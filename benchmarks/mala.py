@@ -11,18 +11,15 @@ not tuned; the term is a relative error, 1 for all-zero features). Writes the ju
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.data import load_world  # noqa: E402
-from cag_lib.metrics import format_table  # noqa: E402
-from cag_lib.recipes import recipe, run_recipe  # noqa: E402
-from cag_lib.zoo import load_bundle  # noqa: E402
+from cag_lib import bench
+from cag_lib.data import load_world
+from cag_lib.metrics import format_table
+from cag_lib.recipes import recipe, run_recipe
+from cag_lib.zoo import load_bundle
 
 GRID = [(1e-3, 0.1), (1e-3, 0.01), (1e-4, 0.01), (1e-5, 0.001), (1e-3, 0.003), (3e-3, 0.01)]  # (step, T)
 
@@ -44,17 +41,15 @@ def grid_search(b, real, steps: int, per_class: int = 2) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__, threads=0)
     p.add_argument("--bundle", default="fmnist")
     p.add_argument("--per-class", type=int, default=8)
     p.add_argument("--steps", type=int, default=250)
     p.add_argument("--json", default="outputs/mala/mala.json")
     p.add_argument("--out", default="outputs/mala")
     p.add_argument("--grid", action="store_true", help="also measure the (step, temperature) grid on 2 images per class")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    bench.set_threads(a.threads)
     b = load_bundle(a.bundle)
     real = load_world(b.spec.world, "test", 2000)
     rows = {}
@@ -70,10 +65,8 @@ def main(argv=None):
     if not a.grid and stored:
         print(f"kept the grid stored in {a.json} (measured by an earlier run of this script; --grid re-measures it)")
     grid = grid_search(b, real, a.steps) if a.grid else stored
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps({"bundle": a.bundle, "per_class": a.per_class, "steps": a.steps,
-                                        "rows": rows, key: grid},
-                                       indent=2) + "\n")
+    bench.write_report(a.json, {"bundle": a.bundle, "per_class": a.per_class, "steps": a.steps,
+                                "rows": rows, key: grid})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ benchmarks/results/panel_fmnist.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import shlex
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cag_lib import bench
 from cag_lib.generate import mean_reconstruction
 from cag_lib.panel import (TEST_JUDGES, load_judges, load_sample_set, real_row, reference_features, score_set,
                            set_slug, source_inception_score)
@@ -164,14 +164,13 @@ def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__, threads=1)
     p.add_argument("what", choices=["make", "cost", "score", "list", "table"])
     p.add_argument("rows", nargs="*", help="rows to make (names from ROWS)")
-    p.add_argument("--threads", type=int, default=1, help="threads per process (make), or for scoring")
     p.add_argument("--procs", type=int, default=2, help="make: sampling processes side by side (torchrun)")
     p.add_argument("--json", type=Path, default=JSON)
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads if a.what == "make" else max(a.threads, 2))
+    bench.set_threads(a.threads if a.what == "make" else max(a.threads, 2))
     unknown = [r for r in a.rows if r not in ROWS]
     if unknown:
         p.error(f"unknown rows {unknown}; valid: {list(ROWS)}")
@@ -185,16 +184,15 @@ def main(argv=None):
             make(r, a.threads, a.procs)
     elif a.what == "cost":
         torch.set_num_threads(1)
-        COST.write_text(json.dumps({"what": "seconds per image, one process with one thread, 25 images of one "
-                                            "class in one batch, nothing else running",
-                                    "rows": measure_cost(a.rows or list(ROWS))}, indent=2) + "\n")
+        bench.write_report(COST, {"what": "seconds per image, one process with one thread, 25 images of one "
+                                          "class in one batch, nothing else running",
+                                  "rows": measure_cost(a.rows or list(ROWS))})
         print(f"wrote {COST}")
     else:
         t0 = time.time()
         report = score(a.rows or None)
-        report.update(machine={"cpu_threads": a.threads, "torch": torch.__version__, "python": platform.python_version()},
-                      seconds=round(time.time() - t0, 1))
-        a.json.write_text(json.dumps(report, indent=2) + "\n")
+        report.update(seconds=round(time.time() - t0, 1))
+        bench.write_report(a.json, report)
         print(f"wrote {a.json}")
 
 

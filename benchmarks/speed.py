@@ -16,22 +16,18 @@ first checks that both reconstructions agree on one mask.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.generate import GenerateConfig, blur_gradient, generate  # noqa: E402
-from cag_lib.losses import classification_loss, distribution_loss, diversity_loss  # noqa: E402
-from cag_lib.stats import bundle_class_stats  # noqa: E402
-from cag_lib.zoo import load_bundle  # noqa: E402
+from cag_lib import bench
+from cag_lib.generate import GenerateConfig, blur_gradient, generate
+from cag_lib.losses import classification_loss, distribution_loss, diversity_loss
+from cag_lib.stats import bundle_class_stats
+from cag_lib.zoo import load_bundle
 
 
 def plain_reconstruct(mae, imgs, mask_ratio, noise, keep_visible=False):
@@ -93,7 +89,7 @@ def time_plain(b, y, steps, res, cfg, stats, seed=0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__)
     p.add_argument("--bundle", default="fmnist")
     p.add_argument("--batch", type=int, default=80)
     p.add_argument("--steps", type=int, default=10, help="steps per round")
@@ -128,8 +124,7 @@ def main(argv=None):
     for k, v in row.items():
         print(f"{k:>22}: {v}")
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(row, indent=2) + "\n")
+        bench.write_report(a.json, row)
 
 
 if __name__ == "__main__":

@@ -11,18 +11,14 @@ the same run with a large matmul in the same precision. Prints a table and write
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib.generate import generate  # noqa: E402
-from cag_lib.imagenet import imagenet_preset, load_imagenet_bundle  # noqa: E402
+from cag_lib import bench
+from cag_lib.generate import generate
+from cag_lib.imagenet import imagenet_preset, load_imagenet_bundle
 
 
 def sync(device):
@@ -50,7 +46,7 @@ def step_flops(bundle, cfg, batch) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", type=int, default=None, help="images per step (default: 2 on CPU, 16 on a GPU)")
     p.add_argument("--steps", type=int, default=5)
@@ -91,8 +87,7 @@ def main(argv=None):
            "seconds_per_image_2000_steps": round(ms * 2000 / 1000 / batch, 1)}
     for k, v in row.items():
         print(f"{k:>30}: {v}")
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(row, indent=2) + "\n")
+    bench.write_report(a.json, row)
 
 
 if __name__ == "__main__":

@@ -29,24 +29,21 @@ chosen there; the held-out prompts only measure the result.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cag_lib import zoo  # noqa: E402
-from cag_lib.shapes_text import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle  # noqa: E402
-from cag_lib.generate import generate, mean_reconstruction  # noqa: E402
-from cag_lib.metrics import intra_class_diversity  # noqa: E402
-from cag_lib import recipes  # noqa: E402
-from cag_lib.recipes import recipe, shown_images  # noqa: E402
-from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt  # noqa: E402
-from cag_lib.stats import features  # noqa: E402
-from cag_lib.viz import rows_figure  # noqa: E402
+from cag_lib import bench
+from cag_lib import zoo
+from cag_lib.shapes_text import SHAPES_CLIPS, SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
+from cag_lib.generate import generate, mean_reconstruction
+from cag_lib.metrics import intra_class_diversity
+from cag_lib import recipes
+from cag_lib.recipes import recipe, shown_images
+from cag_lib.shapes import HELD_OUT, TUNING, make_shapes, scene_prompt
+from cag_lib.stats import features
+from cag_lib.viz import rows_figure
 
 TEXT = recipe("text-to-image")   # the full recipe without eq. 6 or diversity; lr 0.02, 1000 steps (recipes.py)
 ROWS = {"8 CLIPs (text recipe)": TEXT, "8 CLIPs - MAE": replace(TEXT, use_mae=False),
@@ -73,12 +70,11 @@ def parse_sets(pairs) -> dict:
 
 
 def write_json(report: dict, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    bench.write_report(path, report)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = bench.parser(__doc__)
     p.add_argument("--per-prompt", type=int, default=8)
     p.add_argument("--steps", type=int, default=TEXT.steps)
     p.add_argument("--rows", nargs="*", default=list(ROWS))
@@ -97,7 +93,6 @@ def main(argv=None):
                    f"{len(SHAPES_CLIPS)} CLIPs (default 8; rows named '8 CLIPs ...' use N)")
     p.add_argument("--robust", action="store_true", help=f"ensemble the world's {len(SHAPES_ROBUST_CLIPS)} "
                    "adversarially fine-tuned CLIPs instead (--clips N: the first N of them)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (two runs side by side on 2 cores: 1 each)")
     a = p.parse_args(argv)
     if (a.clips is not None or a.robust) and a.clip_dir:
         raise SystemExit(f"--{'robust' if a.robust else 'clips'} picks among the shipped CLIPs, but --clip-dir gives a "
@@ -109,7 +104,7 @@ def main(argv=None):
                          f"{'robust ' if a.robust else ''}CLIPs; give 1 to {len(shipped)}")
     members = ("clip",) if a.clip_dir else shipped[:a.clips]
     changes = parse_sets(a.set)
-    torch.set_num_threads(a.threads)
+    bench.set_threads(a.threads)
     tb = load_text_bundle(a.device, clip_dir=a.clip_dir, mae_dir=a.mae_dir, members=members)
     judges = load_attribute_judges(a.device)
     scenes = HELD_OUT if a.prompts == "held-out" else TUNING

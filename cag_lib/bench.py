@@ -1,0 +1,54 @@
+"""The benchmarks' shared harness: their argument parser, threads, and a JSON report that records
+the machine, the versions and the command that made it.
+
+    p = bench.parser(__doc__)            # benchmarks/*.py add their own arguments
+    a = p.parse_args(argv); bench.set_threads(a.threads)
+    bench.write_report(a.json, {"rows": rows})
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+
+def parser(doc: str, threads: int = 2) -> argparse.ArgumentParser:
+    """An ArgumentParser described by the script's docstring, with --threads."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0], epilog="\n".join(doc.split("\n")[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=threads, help="torch CPU threads (0 = torch's default)")
+    return p
+
+
+def set_threads(threads: int) -> int:
+    """torch's CPU threads (0 leaves torch's default); returns the number in use."""
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def machine() -> dict:
+    """Where a number was measured."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_report(path, report: dict) -> Path:
+    """report + {"machine", "command"} as indented JSON, written atomically (a stopped run leaves the
+    old file whole)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = {**report, "machine": {**machine(), **report.get("machine", {})},
+            "command": "python " + " ".join(shlex.quote(a) for a in sys.argv)}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(full, indent=2) + "\n")
+    tmp.replace(path)
+    return path
