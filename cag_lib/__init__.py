@@ -1,10 +1,13 @@
 """cag_lib: Classifiers as Generators, the small tested library behind the tutorial book.
 
-Modules, each with one job: data (Fashion-MNIST), shapes (the coloured-shapes world), models
-(classifier wrapper, ensembles), mae (the masked autoencoder), zoo (named bundles of trained
-models), train (how the small worlds' models were made), generate (the sampler), losses (the
-paper's equations), stats (class feature statistics), metrics (judging), viz (pictures), demo
-(the main job).
+Modules, each with one job, in the direction of dependency (no module imports one below it):
+errors (error types, offline and device checks); data, shapes (the small worlds); models (the
+classifier wrapper and networks), mae (the masked autoencoder), clip (open_clip as a classifier),
+gan, diffusion (the baselines); bundles (what a bundle is), zoo (named bundles of shipped
+models), prompts, shapes_text, imagenet (the text and ImageNet bundles); losses (the paper's
+equations), objectives (their weighted sum), samplers (Adam, MALA), recording, config,
+generate (the loop); stats, metrics, panel (judging); recipes, sample (the sampling command),
+train, viz, demo, bench (the benchmarks' harness).
 """
 from .data import FMNIST_CLASSES, DataNotFoundError, load_fashion_mnist, load_world
 from .mae import MaskedAutoencoder

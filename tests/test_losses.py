@@ -75,3 +75,12 @@ def test_markdown_table_formats_numbers_and_shows_nan_as_a_dash():
     lines = table.splitlines()
     assert lines[0] == "| method | acc | diversity | shown |"
     assert lines[2] == "| a | 0.500 | – | g(x) |" and lines[3] == "| b | 1.000 |  |  |"
+
+
+def test_distribution_loss_sees_a_wrong_spread_with_the_right_mean():
+    """Features with the class's mean but twice its std: only the std term of eq. 6 is non-zero."""
+    f = torch.tensor([[1.0], [3.0], [1.0], [3.0]])          # mean 2, std 1.1547 (unbiased)
+    y = torch.zeros(4, dtype=torch.long)
+    mean, std = torch.tensor([[2.0]]), torch.tensor([[f.std(0).item() / 2]])
+    assert distribution_loss(f, y, mean, std).item() == pytest.approx((f.std(0).item() / 2) ** 2)
+    assert distribution_loss(f, y, mean, f.std(0)[None]).item() == pytest.approx(0.0, abs=1e-12)

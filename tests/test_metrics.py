@@ -64,3 +64,24 @@ def test_panel_row_on_real_images_is_near_the_floor():
     assert real["acc"] > 0.8 and noise["acc"] < 0.3
     assert real["fd"] < noise["fd"] / 5 and real["kid"] < noise["kid"] / 5
     assert real["precision"] > 0.8 and noise["precision"] < real["precision"] / 4 and real["is"] > noise["is"]
+
+
+class Constant(torch.nn.Module):
+    """A 'classifier' that says class k for every image."""
+
+    def __init__(self, k: int, classes: int = 3):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.nn.functional.one_hot(torch.tensor(k), classes).float() * 10)
+
+    def forward(self, x):
+        from cag_lib.models import ClassifierOutput
+        return ClassifierOutput(self.w.expand(len(x), -1), x.flatten(1)[:, :4])
+
+
+def test_evaluate_asks_the_judge_and_not_the_sources():
+    import types
+
+    from cag_lib.metrics import evaluate
+    b = types.SimpleNamespace(classifiers=[Constant(0)], judge=Constant(2))
+    row = evaluate(b, torch.rand(6, 1, 8, 8), torch.full((6,), 2))
+    assert row["judge_acc"] == 1.0 and row["source_acc"] == 0.0
