@@ -54,6 +54,7 @@ def main(argv=None):
     p.add_argument("--json", default="outputs/ablation/ablation.json")
     p.add_argument("--out", default="outputs/ablation")
     a = p.parse_args(argv)
+    bench.set_threads(a.threads)
 
     t0 = time.time()
     b = load_bundle(a.bundle)

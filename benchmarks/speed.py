@@ -96,6 +96,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
+    bench.set_threads(a.threads)
     b = load_bundle(a.bundle)
     y = torch.arange(a.batch) % len(b.class_names)
     size = b.image_size

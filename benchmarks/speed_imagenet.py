@@ -41,7 +41,7 @@ def matmul_peak(device, dtype, n=4096, reps=10) -> float:
 def step_flops(bundle, cfg, batch) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
-        generate(bundle, list(range(batch)), replace(cfg, steps=1, final_masks=0))
+        generate(bundle, list(range(batch)), replace(cfg, steps=1, final_masks=1))
     return float(fc.get_total_flops())
 
 
@@ -55,6 +55,7 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile the classifiers' networks")
     p.add_argument("--json", default="outputs/speed_imagenet.json")
     a = p.parse_args(argv)
+    bench.set_threads(a.threads)
     device = torch.device(a.device)
     batch = a.batch or (16 if device.type == "cuda" else 2)
     torch.manual_seed(0)
@@ -69,7 +70,7 @@ def main(argv=None):
     dv = b.classifiers[1](torch.rand(1, 3, 64, 64, device=device)).features.shape[-1]
     b.class_stats = [(torch.randn(1000, d), torch.rand(1000, d)), (torch.randn(1000, dv), torch.rand(1000, dv))]
     cfg = imagenet_preset(b, resolutions=(256,), progress=False, autocast="bf16" if a.bf16 else "",
-                          final_masks=0)
+                          final_masks=1)
     targets = list(range(batch))
     generate(b, targets, replace(cfg, steps=2))                        # warm-up (and compilation)
     sync(device)

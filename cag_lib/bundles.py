@@ -1,7 +1,7 @@
 """What the sampler needs of a bundle, written down once, and the one class lookup they share.
 
 A small world's `zoo.Bundle`, the `imagenet.ImageNetBundle` and the text bundles
-(`prompts.PromptBundle`, `prompts.TextBundle`) all satisfy `BundleLike`; `generate` reads nothing
+(`prompts.PromptBundle`, `shapes_text.TextBundle`) all satisfy `BundleLike`; `generate` reads nothing
 else of them.
 """
 from __future__ import annotations

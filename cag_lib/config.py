@@ -39,6 +39,9 @@ class GenerateConfig:
     progress: bool = True                 # a tqdm bar (environment TQDM_DISABLE=1 turns it off too)
 
     def __post_init__(self):
+        for name in ("resolutions", "classifiers"):    # a list is as good as a tuple
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for f in fields(self):
             _check_field(f.name, getattr(self, f.name), f.default)
         if self.sampler == "mala":

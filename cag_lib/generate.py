@@ -85,12 +85,13 @@ def check_mask(num_patches: int, mask_ratio: float) -> None:
 def resolve_targets(targets, class_index: Callable) -> torch.Tensor:
     """Class names or indices (a list, a tensor or a numpy array) -> (B,) int64; a clear error for an
     empty list, a bare string, a bool or an unknown class."""
-    if isinstance(targets, str):
+    if hasattr(targets, "tolist"):                     # torch.Tensor, numpy array (0-d too)
+        targets = targets.tolist()
+    if isinstance(targets, (str, bytes)):
         raise ValueError(f"targets is one string, {targets!r}; give one class per image, "
                          f"e.g. [{targets!r}] * 8")
-    if hasattr(targets, "tolist"):                     # torch.Tensor, numpy array
-        targets = targets.tolist()
-        targets = targets if isinstance(targets, list) else [targets]
+    if isinstance(targets, int) and not isinstance(targets, bool):
+        targets = [targets]                            # one class index: one image
     if targets is None or len(targets) == 0:
         raise ValueError("targets is empty: give one class (name or index) per image to generate")
     return torch.tensor([class_index(_plain(t)) for t in targets], dtype=torch.long)
@@ -123,8 +124,6 @@ def jitter_images(x: torch.Tensor, pixels: int, generator: torch.Generator) -> t
     """Roll the whole batch by a random offset of up to `pixels` in each direction."""
     dx, dy = (torch.randint(-pixels, pixels + 1, (2,), generator=generator)).tolist()
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
-
-
 
 
 def used_sources(models, indices) -> list[int]:
@@ -233,14 +232,18 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
                 step = sampler.step(x, forward.scorer(objective, y, noise))
                 x = step.x
                 if rec.record(step, y, res):
-                    raise StopIteration
+                    raise _Stop
     except KeyboardInterrupt:
         result.interrupted = True
-    except StopIteration:
+    except _Stop:
         result.stopped = True
     finally:
         rec.close()
     return finish(result, models.mae, x, cfg, time.time() - t0)
+
+
+class _Stop(Exception):
+    """A callback asked the run to stop."""
 
 
 def finish(result: Result, mae, x: torch.Tensor, cfg: GenerateConfig, seconds: float) -> Result:

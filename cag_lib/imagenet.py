@@ -39,6 +39,8 @@ JUDGE = "convnext_tiny.fb_in1k"
 MAE_URL = "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_base.pth"
 MAE_VIT_BASE = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
                     decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
+
+
 def imagenet_class_names() -> tuple[str, ...]:
     """The 1000 ImageNet-1k classes, each as its first synonym ("goldfish", "tench", ...), from timm."""
     from timm.data import ImageNetInfo

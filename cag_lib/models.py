@@ -206,7 +206,6 @@ class Ensemble(nn.Module):
 
 
 @torch.no_grad()
-@torch.no_grad()
 def batched_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
                     desc: str | None = None) -> ClassifierOutput:
     """A Classifier on many images, in batches, on the CPU: logits (N, K), features (N, D); desc: a

@@ -42,7 +42,19 @@ class Objective:
         return Objective([(name, 1.0, fn, per_image, needs_maps)])
 
     def __add__(self, other: "Objective") -> "Objective":
-        return Objective(self.terms + other.terms)
+        """The terms of both; one term twice (a + 2 * a) has its weights added, two different terms
+        with one name are refused."""
+        terms = list(self.terms)
+        for n, w, fn, p, m in other.terms:
+            same = [i for i, t in enumerate(terms) if t[0] == n]
+            if same and terms[same[0]][2] is not fn:
+                raise ValueError(f"the objective already has a different term named {n!r}: give each term "
+                                 "its own name (Objective.term(name, fn))")
+            if same:
+                terms[same[0]] = (n, terms[same[0]][1] + w, fn, p, m)
+            else:
+                terms.append((n, w, fn, p, m))
+        return Objective(terms)
 
     def __rmul__(self, weight: float) -> "Objective":
         return Objective([(n, weight * w, fn, p, m) for n, w, fn, p, m in self.terms])
@@ -97,7 +109,7 @@ def diversity() -> Objective:
 
 def distribution(class_stats: list) -> Objective:
     """Eq. 6: per-class feature mean/std against the real data's; one (mean (K, D), std (K, D)) per
-    source, measured a layer above (Bundle.class_stats)."""
+    source, measured a layer above (the bundle's feature_stats)."""
     def fn(v: View) -> torch.Tensor:
         dev = v.targets.device
         return _mean_over_sources([distribution_loss(o.features, v.targets, m.to(dev), s.to(dev))

@@ -21,8 +21,8 @@ def full_size(x: torch.Tensor, size: int) -> torch.Tensor:
 
 class Recorder:
     """history: per step loss, cls, target_prob (batch means), resolution (+ a sampler's extras).
-    callbacks: cb(step, images (B, C, S, S), result) every `snapshot_every` steps (every step if 0);
-    a callback that returns True stops the run."""
+    callbacks: cb(step, images (B, C, S, S), result) every `snapshot_every` steps (0: never); a
+    callback that returns True (exactly) stops the run."""
 
     def __init__(self, result, steps: int, size: int, snapshot_every: int = 0,
                  callbacks: Sequence[Callable] = (), progress: bool = True):
@@ -51,13 +51,11 @@ class Recorder:
         return self._snapshot(step.x)
 
     def _snapshot(self, x) -> bool:
-        due = self.step % self.every == 0 if self.every else bool(self.callbacks)
-        if not due:
+        if not self.every or self.step % self.every:
             return False
         snap = full_size(x, self.size)
-        if self.every:
-            self.result.snapshots.append((self.step, snap))
-        return any([bool(cb(self.step, snap, self.result)) for cb in self.callbacks])
+        self.result.snapshots.append((self.step, snap))
+        return any([cb(self.step, snap, self.result) is True for cb in self.callbacks])
 
     def close(self) -> None:
         self.bar.close()

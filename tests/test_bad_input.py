@@ -124,3 +124,18 @@ def test_a_callback_can_stop_the_run_and_a_stopped_run_continues_from_its_images
     assert r.stopped and seen == [2, 4] and len(r.history["loss"]) == 4
     more = generate(bundle, [0, 1], replace(cfg, steps=2, snapshot_every=0), init=r.images)
     assert more.history["loss"][0] < r.history["loss"][0]        # it starts where the first run stopped
+
+
+def test_callbacks_run_only_on_snapshot_steps_and_only_true_stops(bundle):
+    calls = []
+    r = generate(bundle, [0], replace(QUICK, steps=4), callbacks=[lambda *a: calls.append(a[0]) or True])
+    assert calls == [] and not r.stopped                      # snapshot_every=0: never called
+    r = generate(bundle, [0], replace(QUICK, steps=4, snapshot_every=1), callbacks=[lambda *a: "a figure"])
+    assert not r.stopped and len(r.history["loss"]) == 4      # a truthy return that is not True
+
+
+def test_one_index_and_lists_are_read_as_meant(bundle):
+    assert generate(bundle, 3, QUICK).targets.tolist() == [3]
+    assert replace(QUICK, resolutions=[16, 32], classifiers=[0]).resolutions == (16, 32)
+    with pytest.raises(ValueError, match="one string"):
+        generate(bundle, np.array("Sneaker"), QUICK)

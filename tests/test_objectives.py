@@ -20,7 +20,7 @@ def test_weights_multiply_and_terms_add():
     a = Objective.term("a", lambda v: torch.tensor(2.0))
     b = Objective.term("b", lambda v: torch.tensor([1.0, 2.0, 3.0, 4.0]), per_image=True)
     total, parts = (a + 0.5 * b - 3 * a).evaluate(v)
-    assert torch.allclose(total, 2.0 + 0.5 * torch.tensor([1.0, 2, 3, 4]) - 6.0)
+    assert torch.allclose(total, 2.0 + 0.5 * torch.tensor([1.0, 2, 3, 4]) - 6.0)    # a's weight: 1 - 3
     assert set(parts) == {"a", "b"} and repr(a + 0.5 * b) == "1 * a + 0.5 * b"
     assert (2 * b).per_image and not (a + b).per_image
 
@@ -41,3 +41,10 @@ def test_the_config_names_its_terms_with_their_weights():
     assert torch.allclose(obj(v), want)
     with pytest.raises(KeyError):
         obj.evaluate(v)[1]["dist"]
+
+
+def test_two_terms_with_one_name_are_refused():
+    with pytest.raises(ValueError, match="already has a different term named 'div'"):
+        diversity() + 0.5 * diversity()
+    a = diversity()
+    assert [(n, w) for n, w, *_ in (a + 0.5 * a).terms] == [("div", 1.5)]
