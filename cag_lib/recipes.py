@@ -26,7 +26,7 @@ EQ1 = replace(FULL, use_mae=False, resolutions=(32,), classifiers=(0,), diversit
 
 RECIPES = {
     "eq1": EQ1,
-    # the classic feature-visualisation control: no MAE, ensemble + progressive + blur
+    # the classic feature-visualisation control: no MAE, ensemble + progressive + blur
     "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
                                               distribution_weight=0),
     "CaG (MAE only)": replace(EQ1, use_mae=True),

@@ -88,7 +88,7 @@ def load_attribute_judges(device="cpu", weights_dir=None) -> dict:
 def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> dict:
     """Which attributes of each picture the judges read as asked. images (B, 3, H, W) in [0, 1];
     triples: (colour, shape, background) per image. Returns {attribute: (B,) 0/1, "shape+colour":
-    (B,) 1 where both are right} (issue 5's measure)."""
+    (B,) 1 where both are right}."""
     if len(triples) != len(images):
         raise ValueError(f"{len(images)} images but {len(triples)} (colour, shape, background) triples")
     want = {"shape": [SHAPES.index(s) for _, s, _ in triples],
@@ -100,7 +100,7 @@ def attribute_scores(judges: dict, images: torch.Tensor, triples: Sequence) -> d
 
 
 # the shapes world's CLIPs: the same recipe trained from 16 seeds (chapter 8 ensembles them; 1-7 were
-# trained on a lent H100, 0 and 8-15 on the 2-core CPU)
+# trained on an NVIDIA H100, 0 and 8-15 on the 2-core CPU)
 SHAPES_CLIPS = ("clip",) + tuple(f"clip_seed{i}" for i in range(1, 16))
 # the first 8 of them fine-tuned 3 epochs on adversarial images (PGD in an L2 ball of radius 0.5,
 # `python -m cag_lib.train clip --init NAME --adv-eps 0.5 ...`): their input gradients point at
