@@ -37,6 +37,9 @@ def test_notebooks_are_committed_without_outputs_and_with_parameters():
         assert len(params) == 1, f"{nb.name}: one cell tagged parameters"
         for name in ("bundle", "steps", "per_class", "seed", "device", "out", "smoke"):
             assert re.search(rf"^{name} = ", "".join(params[0]["source"]), re.M), f"{nb.name}: parameter {name}"
+        assert re.search(r'^device = "auto"', "".join(params[0]["source"]), re.M), f"{nb.name}: device 'auto'"
+        resolved = "".join(cells[cells.index(params[0]) + 1]["source"])
+        assert "resolve_device(device)" in resolved, f"{nb.name}: resolve the device right after the parameters"
 
 
 def built_chapter_pages() -> list[tuple[str, str]]:
