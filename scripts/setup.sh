@@ -14,6 +14,6 @@ fi
 if ! $PY -c "import torch, torchvision" >/dev/null 2>&1; then
   $PY -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-$PY -m pip install -q -r requirements.txt -r requirements-dev.txt
-$PY -m pip install -q --no-deps -e .
+# everything else from pyproject.toml, its one list: the library, the notebooks' extra, the tests'
+$PY -m pip install -q -e ".[dev]"
 $PY -c "import cag_lib, torch; print('cag_lib ready; torch', torch.__version__)"

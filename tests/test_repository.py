@@ -73,3 +73,15 @@ def test_an_unpublished_book_shows_no_launch_links_and_a_published_one_gets_cola
     assert unpublished(badge) == "# 2. Title\n\n"
     assert "colab" not in unpublished("the notebook ([link](https://colab.research.google.com/github/a/b/x.ipynb)).")
     assert is_placeholder(PLACEHOLDER + "/") and not is_placeholder("https://github.com/alice/x")
+
+
+def test_one_list_of_dependencies_and_a_book_extra_the_notebooks_install():
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    book = " ".join(project["optional-dependencies"]["book"])
+    assert all(p in book for p in ("notebook", "ipywidgets", "papermill", "jupyter-book"))
+    for req in ("requirements.txt", "requirements-dev.txt"):   # no second list to drift
+        lines = [ln for ln in (ROOT / req).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        assert lines and all(ln.startswith("-e .") for ln in lines), req
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert "cag_lib[book] @ git+https://github.com/" in nb.read_text(), nb.name
