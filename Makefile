@@ -2,7 +2,7 @@
 PY ?= python3
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup test book demo
+.PHONY: setup test book demo serve
 setup:
 	bash scripts/setup.sh
 
@@ -19,3 +19,10 @@ book: setup
 # The main job: picture grids of the small worlds, the zoo's MAE reconstructions and accuracies.
 demo: setup
 	$(PY) -m cag_lib.demo --out outputs/demo
+
+# The built book on this machine: http://127.0.0.1:$(PORT) (build it first with `make book` or `make test`).
+PORT ?= 8000
+serve:
+	@test -f _build/site/_build/html/index.html || { echo "no built book: run make book (or make test) first"; exit 1; }
+	@echo "serving the book at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/site/_build/html
