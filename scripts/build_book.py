@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import yaml
-from repository import NOTICE, configured_from, is_placeholder, stage_config, unpublished
+from repository import NOTICE, configured_from, fill, is_placeholder, stage_config
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "_build" / "site"
@@ -61,24 +61,20 @@ def stderr_outputs(nb_path: Path) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
 
 
-def published() -> bool:
-    """Whether _config.yml's repository.url names the book's public home (not the placeholder)."""
-    return not is_placeholder(configured_from(yaml.safe_load((ROOT / "_config.yml").read_text())))
-
-
 def stage() -> None:
     """The book's files in _build/site; its configuration from the repository setting
     (scripts/repository.py); without a public home, no launch links and a note that says so."""
     if STAGE.exists():
         shutil.rmtree(STAGE)
     (STAGE / "notebooks").mkdir(parents=True)
-    config = stage_config(yaml.safe_load((ROOT / "_config.yml").read_text()))
-    (STAGE / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url = configured_from(config)
+    (STAGE / "_config.yml").write_text(yaml.safe_dump(stage_config(config), sort_keys=False, allow_unicode=True))
     shutil.copy(ROOT / "_toc.yml", STAGE / "_toc.yml")
     shutil.copytree(ROOT / "book", STAGE / "book")
-    if not published():
-        for page in (STAGE / "book").glob("*.md"):
-            page.write_text(unpublished(page.read_text()))
+    for page in (STAGE / "book").glob("*.md"):
+        page.write_text(fill(page.read_text(), url))
+    if is_placeholder(url):
         intro = STAGE / "book" / "intro.md"
         title, rest = intro.read_text().split("\n", 1)
         intro.write_text(f"{title}\n\n{NOTICE}{rest}")
@@ -93,19 +89,7 @@ def run_notebook(src: Path, smoke: bool, timeout: int) -> tuple[Path, float]:
     pm.execute_notebook(str(src), str(dst), parameters={"smoke": smoke, "out": f"outputs/{src.stem}"},
                         cwd=str(STAGE), kernel_name="python3", execution_timeout=timeout, progress_bar=False)
     hide_injected_parameters(dst)
-    if not published():
-        without_launch_links(dst)
     return out, time.time() - t0
-
-
-def without_launch_links(path: Path) -> None:
-    """The executed copy's markdown without its Colab badge (the book has no public home yet)."""
-    nb = json.loads(path.read_text())
-    for c in nb["cells"]:
-        if c["cell_type"] == "markdown":
-            text = unpublished("".join(c["source"]))
-            c["source"] = text.splitlines(keepends=True)
-    path.write_text(json.dumps(nb, indent=1) + "\n")
 
 
 def hide_injected_parameters(path: Path) -> None:

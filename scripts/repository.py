@@ -1,16 +1,18 @@
 """The book's one repository setting, `repository.url` in _config.yml, and what derives from it.
 
-    python scripts/repository.py https://github.com/alice/cag-book   # set it: stamps every link
+    python scripts/repository.py https://github.com/alice/cag-book   # set it: rewrites the notebooks
     python scripts/repository.py                                     # say what it is
 
-The Colab badges and install cells of the notebooks, the README's install line and the running and
-ImageNet pages carry the repository's owner/name; `stamp` rewrites them all from the setting (the
-notebooks must carry it themselves: Colab opens them straight from GitHub). While the setting is
-the placeholder, the built book says that it has no public home yet and shows no launch links
-(`stage_config`, `unpublished`); set it once and jupyter-book adds its own Colab launch button.
+Two things carry the repository's address: every notebook's Colab badge and its first code cell,
+which installs cag_lib in Colab (Colab opens a notebook straight from GitHub, so the notebook must
+carry the address itself); `stamp` writes both from the setting. The book's pages name it as
+`{{repository_url}}` and `{{colab_url}}`, filled in when the book is built (`fill`). While the
+setting is the placeholder, the notebooks have no badge and their first cell says there is nothing
+to install from yet, and the built book has no launch links and says so.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -22,20 +24,24 @@ PLACEHOLDER = "https://github.com/OWNER/REPO"
 COLAB = "https://colab.research.google.com"
 NOTICE = ("```{note}\nThis book has no public home yet: its Colab and repository links appear once "
           "`repository.url` in `_config.yml` names one (`python scripts/repository.py URL`).\n```\n")
-BADGE = re.compile(r"^.*colab-badge\.svg.*\n?", re.M)
-COLAB_LINK = re.compile(r"\(\[link\]\(https://colab\.research\.google\.com/[^)]*\)\)")
+BADGE = re.compile(r"\n*\[!\[Open In Colab\]\([^)]*colab-badge\.svg\)\]\([^)]*\)\n*")
+INSTALL = '''import sys
 
+if "google.colab" in sys.modules:  # Colab: cag_lib and the small worlds' weights
+    %pip install -q "cag_lib[book] @ git+{url}"'''
+NO_HOME = '''import sys
 
-def stamped_files(root: Path = ROOT) -> list[Path]:
-    """Every file that carries the repository's owner/name."""
-    return [*sorted((root / "notebooks").glob("*.ipynb")), root / "README.md", root / "book" / "running.md",
-            root / "book" / "imagenet.md"]
+if "google.colab" in sys.modules:  # Colab installs cag_lib from the book's repository
+    raise SystemExit("no public home yet: in a clone, pip install -e '.[book]'")'''
 
 
 def configured(root: Path = ROOT) -> str:
     """The setting, without a trailing slash or .git."""
-    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
-    return re.sub(r"(\.git)?/*$", "", url)
+    return configured_from(yaml.safe_load((root / "_config.yml").read_text()))
+
+
+def configured_from(config: dict) -> str:
+    return re.sub(r"(\.git)?/*$", "", config["repository"]["url"])
 
 
 def slug(url: str) -> str:
@@ -50,19 +56,47 @@ def is_placeholder(url: str) -> bool:
     return url.rstrip("/") == PLACEHOLDER
 
 
+def colab_url(url: str, branch: str = "main") -> str:
+    """Where Colab opens the repository's files: append notebooks/<name>.ipynb."""
+    return f"{COLAB}/github/{slug(url)}/blob/{branch}"
+
+
+def launch_cells(url: str, notebook: str, title: str) -> tuple[str, str]:
+    """A notebook's first markdown cell (its title, then the Colab badge) and its install cell."""
+    if is_placeholder(url):
+        return title, NO_HOME
+    badge = (f"[![Open In Colab]({COLAB}/assets/colab-badge.svg)]"
+             f"({colab_url(url)}/notebooks/{notebook})")
+    return f"{title}\n\n{badge}", INSTALL.format(url=url)
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "notebooks").glob("*.ipynb"))
+
+
+def stamp_notebook(path: Path, url: str) -> bool:
+    """Rewrite the notebook's badge and install cell for `url`; True if it changed."""
+    nb = json.loads(path.read_text())
+    head, install = nb["cells"][0], nb["cells"][1]
+    if "google.colab" not in "".join(install["source"]):
+        raise ValueError(f"{path.name}: the second cell should be the Colab install cell")
+    title = BADGE.sub("", "".join(head["source"])).rstrip("\n")
+    new = launch_cells(url, path.name, title)
+    old = ("".join(head["source"]), "".join(install["source"]))
+    for c, text in zip((head, install), new):
+        c["source"] = text.splitlines(keepends=True)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return new != old
+
+
 def stamp(new_url: str, root: Path = ROOT) -> list[Path]:
-    """Set repository.url to new_url and rewrite owner/name in every stamped file; returns those changed."""
-    old, new = slug(configured(root)), slug(new_url)
-    changed = []
-    for path in [root / "_config.yml", *stamped_files(root)]:
-        text = path.read_text()
-        out = (text.replace(f"github.com/{old}", f"github.com/{new}")
-                   .replace(f"colab.research.google.com/github/{old}/", f"colab.research.google.com/github/{new}/"))
-        out = out.replace(f"&& cd {old.split('/')[1]}", f"&& cd {new.split('/')[1]}")
-        if out != text:
-            path.write_text(out)
-            changed.append(path)
-    return changed
+    """Set repository.url to new_url and rewrite every notebook's launch cells; returns those changed."""
+    if not is_placeholder(new_url):
+        slug(new_url)                                    # a clear error for anything but GitHub
+    config = root / "_config.yml"
+    text = config.read_text()
+    config.write_text(re.sub(r"(?m)^(  url: )\S+", lambda m: m.group(1) + new_url.rstrip("/"), text, count=1))
+    return [p for p in notebooks(root) if stamp_notebook(p, new_url.rstrip("/"))]
 
 
 def stage_config(config: dict) -> dict:
@@ -78,13 +112,13 @@ def stage_config(config: dict) -> dict:
     return config
 
 
-def configured_from(config: dict) -> str:
-    return re.sub(r"(\.git)?/*$", "", config["repository"]["url"])
-
-
-def unpublished(text: str) -> str:
-    """A page or a notebook's markdown without its Colab badge and Colab links."""
-    return COLAB_LINK.sub("", BADGE.sub("", text))
+def fill(page: str, url: str) -> str:
+    """A book page with {{repository_url}} and {{colab_url}} filled in; with the placeholder, a Colab
+    link in parentheses is dropped and the repository is named in words."""
+    if is_placeholder(url):
+        page = re.sub(r" ?\(\[link\]\(\{\{colab_url\}\}[^)]*\)\)", "", page)
+        return page.replace("{{repository_url}}", "<the book's repository: no public home yet>")
+    return page.replace("{{repository_url}}", url).replace("{{colab_url}}", colab_url(url))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """One repository setting (_config.yml repository.url): every link of this project derives from it."""
+import json
 import re
 import shutil
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repository import (PLACEHOLDER, configured, is_placeholder, slug, stage_config, stamp, stamped_files,
-                        unpublished)
+from repository import (PLACEHOLDER, configured, fill, is_placeholder, launch_cells, notebooks, slug, stage_config,
+                        stamp)
 
 ROOT = Path(__file__).resolve().parents[1]
 LINKS = re.compile(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/|git\+https://github\.com/([\w.-]+/[\w.-]+?)[\"\s@\\]"
@@ -22,41 +23,44 @@ def tracked_text_files():
             yield p
 
 
-def test_every_project_link_uses_the_setting():
-    want = slug(configured())
-    found = {}
+def test_the_address_appears_only_in_the_setting_and_the_notebooks_it_stamps():
+    """The configured owner/name (or the placeholder) nowhere but _config.yml and, once it names a
+    repository, the notebooks' launch cells; every project link uses the setting."""
+    url = configured()
+    allowed = {"_config.yml"} | (set() if is_placeholder(url) else {p.relative_to(ROOT).as_posix() for p in notebooks()})
+    found, elsewhere = set(), []
     for p in tracked_text_files():
-        if p.name in ("repository.py", "test_repository.py"):   # examples of other names
+        name = p.relative_to(ROOT).as_posix()
+        if p.name in ("repository.py", "test_repository.py"):   # the placeholder and examples of other names
             continue
-        for m in LINKS.finditer(p.read_text(errors="replace")):
-            found.setdefault(next(g for g in m.groups() if g), set()).add(p.relative_to(ROOT).as_posix())
-    assert set(found) <= {want}, {k: v for k, v in found.items() if k != want}
-    assert found.get(want), "no Colab or install link found at all"
+        text = p.read_text(errors="replace")
+        found |= {next(g for g in m.groups() if g) for m in LINKS.finditer(text)}
+        if slug(url) in text and name not in allowed:
+            elsewhere.append(name)
+    assert elsewhere == [] and found <= ({slug(url)} - ({slug(PLACEHOLDER)} if is_placeholder(url) else set()))
 
 
-def test_the_placeholder_or_the_name_appears_only_in_the_stamped_files():
-    name = slug(configured())
-    allowed = {p.relative_to(ROOT).as_posix() for p in stamped_files()} | {"_config.yml"}
-    elsewhere = [p.relative_to(ROOT).as_posix() for p in tracked_text_files()
-                 if name in p.read_text(errors="replace") and p.relative_to(ROOT).as_posix() not in allowed
-                 and p.name not in ("repository.py", "test_repository.py")]
-    assert elsewhere == []
+def test_every_notebook_carries_the_launch_cells_of_the_setting():
+    url = configured()
+    for p in notebooks():
+        cells = json.loads(p.read_text())["cells"]
+        head, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
+        assert (head, install) == launch_cells(url, p.name, head.split("\n")[0]), p.name
 
 
-def test_stamping_rewrites_every_link_and_back(tmp_path):
-    for p in [ROOT / "_config.yml", *stamped_files()]:
-        dst = tmp_path / p.relative_to(ROOT)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(p, dst)
+def test_stamping_writes_every_launch_cell_and_back(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    for p in [ROOT / "_config.yml", *notebooks()]:
+        shutil.copy(p, tmp_path / p.relative_to(ROOT))
     old = configured(tmp_path)
     stamp("https://github.com/alice/cag-book", tmp_path)
     assert configured(tmp_path) == "https://github.com/alice/cag-book"
-    texts = {p.name: p.read_text() for p in stamped_files(tmp_path)}
-    assert all(slug(old) not in t for t in texts.values())
-    assert "colab.research.google.com/github/alice/cag-book/blob/main/notebooks/ch2_eq1.ipynb" in texts["ch2_eq1.ipynb"]
-    assert "git clone https://github.com/alice/cag-book && cd cag-book" in texts["running.md"]
+    ch2 = (tmp_path / "notebooks" / "ch2_eq1.ipynb").read_text()
+    assert "colab.research.google.com/github/alice/cag-book/blob/main/notebooks/ch2_eq1.ipynb" in ch2
+    assert "cag_lib[book] @ git+https://github.com/alice/cag-book" in ch2
     stamp(old, tmp_path)
-    assert [p.read_text() for p in stamped_files(tmp_path)] == [p.read_text() for p in stamped_files()]
+    assert [p.read_text() for p in notebooks(tmp_path)] == [p.read_text() for p in notebooks()]
+    assert (tmp_path / "_config.yml").read_text() == (ROOT / "_config.yml").read_text()
     with pytest.raises(ValueError, match="give https://github.com/OWNER/NAME"):
         stamp("gitlab.com/alice/cag", tmp_path)
 
@@ -68,10 +72,13 @@ def test_an_unpublished_book_shows_no_launch_links_and_a_published_one_gets_cola
     real = stage_config({**config, "repository": {**config["repository"], "url": "https://github.com/alice/x"}})
     assert real["html"]["use_repository_button"] is True
     assert real["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    badge = ("# 2. Title\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-             "(https://colab.research.google.com/github/OWNER/REPO/blob/main/notebooks/ch2_eq1.ipynb)\n")
-    assert unpublished(badge) == "# 2. Title\n\n"
-    assert "colab" not in unpublished("the notebook ([link](https://colab.research.google.com/github/a/b/x.ipynb)).")
+    page = "Open it in Colab ([link]({{colab_url}}/notebooks/a.ipynb)).\n\n    git clone {{repository_url}} b\n"
+    assert fill(page, PLACEHOLDER) == ("Open it in Colab.\n\n    git clone <the book's repository: no public home "
+                                       "yet> b\n")
+    assert fill(page, "https://github.com/alice/x") == (
+        "Open it in Colab ([link](https://colab.research.google.com/github/alice/x/blob/main/notebooks/a.ipynb))."
+        "\n\n    git clone https://github.com/alice/x b\n")
+    assert launch_cells(PLACEHOLDER, "a.ipynb", "# A")[0] == "# A"   # no badge without a home
     assert is_placeholder(PLACEHOLDER + "/") and not is_placeholder("https://github.com/alice/x")
 
 
@@ -83,5 +90,6 @@ def test_one_list_of_dependencies_and_a_book_extra_the_notebooks_install():
     for req in ("requirements.txt", "requirements-dev.txt"):   # no second list to drift
         lines = [ln for ln in (ROOT / req).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         assert lines and all(ln.startswith("-e .") for ln in lines), req
-    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        assert "cag_lib[book] @ git+https://github.com/" in nb.read_text(), nb.name
+    import repository
+    assert '"cag_lib[book] @ git+{url}"' in repository.INSTALL     # what every Colab cell installs
+    assert 'pip install -e ".[book]"' in (ROOT / "README.md").read_text()
