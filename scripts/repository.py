@@ -117,7 +117,7 @@ def fill(page: str, url: str) -> str:
     link in parentheses is dropped and the repository is named in words."""
     if is_placeholder(url):
         page = re.sub(r" ?\(\[link\]\(\{\{colab_url\}\}[^)]*\)\)", "", page)
-        return page.replace("{{repository_url}}", "<the book's repository: no public home yet>")
+        return page.replace("{{repository_url}}", "<repository address: none yet>")
     return page.replace("{{repository_url}}", url).replace("{{colab_url}}", colab_url(url))
 
 

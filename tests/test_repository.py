@@ -73,8 +73,7 @@ def test_an_unpublished_book_shows_no_launch_links_and_a_published_one_gets_cola
     assert real["html"]["use_repository_button"] is True
     assert real["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     page = "Open it in Colab ([link]({{colab_url}}/notebooks/a.ipynb)).\n\n    git clone {{repository_url}} b\n"
-    assert fill(page, PLACEHOLDER) == ("Open it in Colab.\n\n    git clone <the book's repository: no public home "
-                                       "yet> b\n")
+    assert fill(page, PLACEHOLDER) == "Open it in Colab.\n\n    git clone <repository address: none yet> b\n"
     assert fill(page, "https://github.com/alice/x") == (
         "Open it in Colab ([link](https://colab.research.google.com/github/alice/x/blob/main/notebooks/a.ipynb))."
         "\n\n    git clone https://github.com/alice/x b\n")
