@@ -143,16 +143,15 @@ class Forward:
     def __init__(self, mae, classifiers: list, cfg: GenerateConfig, generator: torch.Generator,
                  maps: bool = False):
         self.mae, self.clfs, self.cfg, self.gen, self.maps = mae, classifiers, cfg, generator, maps
-        self.size = mae.img_size
-        device = next(mae.parameters()).device
-        self.amp = torch.autocast(device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
+        self.size, self.device = mae.img_size, next(mae.parameters()).device
+        self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                                   enabled=bool(cfg.autocast))
 
     def mask(self, batch: int, generator: torch.Generator):
         """A fresh random mask for this step (eq. 3's expectation over masks), or None without an MAE."""
         if not self.cfg.use_mae:
             return None
-        return self.mae.mask_noise(batch, generator, device="cpu").to(next(self.mae.parameters()).device)
+        return self.mae.mask_noise(batch, generator, device="cpu").to(self.device)
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, noise) -> View:
         cfg, size, res = self.cfg, self.size, x.shape[-1]

@@ -41,6 +41,7 @@ MAE_VIT_BASE = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, dept
                     decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
 
 
+@functools.cache
 def imagenet_class_names() -> tuple[str, ...]:
     """The 1000 ImageNet-1k classes, each as its first synonym ("goldfish", "tench", ...), from timm."""
     from timm.data import ImageNetInfo

@@ -193,7 +193,6 @@ def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | No
         raise WeightsNotFoundError(f"weights_dir {str(weights_dir)!r} has no manifest.json: point it at a folder "
                                    "that `python -m cag_lib.train --out` wrote, or leave it out for the weights "
                                    f"that ship with cag_lib ({WEIGHTS_DIR})")
-    device = resolve_device(device)
     missing = [m for m in (*spec.sources, spec.judge, spec.mae) if m not in entries]
     if missing:
         raise WeightsNotFoundError(f"bundle {name!r} lacks trained weights for {missing} in the manifest; "

@@ -6,6 +6,7 @@ change of the loop's code that changes its numbers is noticed (tests/test_genera
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ RUNS = {  # name -> (bundle, recipe, changes)
 }
 
 
+@functools.cache
 def bundle(name: str):
     if name == "shapes-clip":
         from cag_lib.shapes_text import load_text_bundle
