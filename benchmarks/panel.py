@@ -48,6 +48,8 @@ ROWS = {
     "CaG full, 250 steps, x": ("sample", ["--recipe", "CaG full"], "inputs"),
     "CaG full, 100 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=100"], "images"),
     "CaG full, 1000 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=1000"], "images"),
+    # the same recipe with the models under bf16 autocast: does the faster path move the judges?
+    "CaG full, 250 steps, g(x), bf16": ("sample", ["--recipe", "CaG full", "--set", "autocast=bf16"], "images"),
     "classic (every prior, no MAE)": ("sample", ["--recipe", "classic: ens+prog+blur+jitter+TV"], "images"),
     "eq. 1": ("sample", ["--recipe", "eq1"], "images"),
     "MALA (MAE+ens+prog)": ("sample", ["--recipe", "MALA (MAE+ens+prog)"], "images"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-CHOICES = {"lr_schedule": ("constant", "cosine"), "autocast": ("", "bf16", "fp16"), "sampler": ("adam", "mala")}
+CHOICES = {"lr_schedule": ("constant", "cosine"), "autocast": ("", "bf16", "fp16"), "sampler": ("adam", "mala"),
+           "attention": ("auto", "sdpa", "eager")}
 # MALA needs an energy per image; these terms and transforms couple the images of a batch
 MALA_OFF = ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
 
@@ -30,7 +31,9 @@ class GenerateConfig:
     init_std: float = 0.1                 # start: 0.5 + init_std * N(0, 1), clamped
     final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
     seed: int = 0
-    autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models (a GPU); "" = fp32
+    autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models; "" = fp32 (exact)
+    attention: str = "auto"               # the transformers' attention: "sdpa" (fused), "eager" (q k^T, softmax,
+                                          # v as three ops), "auto": eager under autocast on a CPU, else sdpa
     sampler: str = "adam"                 # "adam" (CaG) or "mala": Metropolis-adjusted Langevin (STIC-style)
     langevin_step: float = 1e-3           # MALA: x' = x - step * grad E + sqrt(2 step) * noise
     temperature: float = 0.003            # MALA: E = mean_f [CE + gram_weight * Gram term] / temperature, per image

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import GenerateConfig
+from .models import attention_layers, eager_attention
 from .objectives import Objective, View, objective_from_config
 from .recording import Recorder, full_size
 from .samplers import MALA, Adam, blur_gradient, mala_step
@@ -146,19 +147,26 @@ class Forward:
         self.size, self.device = mae.img_size, next(mae.parameters()).device
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                                   enabled=bool(cfg.autocast))
+        # on a CPU, fused attention under bf16 is slower than q k^T, softmax, v (benchmarks/speed.py)
+        self.eager = cfg.attention == "eager" or (cfg.attention == "auto" and bool(cfg.autocast)
+                                                   and self.device.type == "cpu")
+        self.attention = attention_layers([mae, *classifiers])
 
-    def mask(self, batch: int, generator: torch.Generator):
-        """A fresh random mask for this step (eq. 3's expectation over masks), or None without an MAE."""
+    def masks(self, batch: int, n_steps: int, generator: torch.Generator) -> list:
+        """A fresh random mask for each of a stage's steps (eq. 3's expectation over masks), drawn at
+        once on the CPU (the same numbers as one draw per step) and moved to the device in one copy;
+        Nones without an MAE."""
         if not self.cfg.use_mae:
-            return None
-        return self.mae.mask_noise(batch, generator, device="cpu").to(self.device)
+            return [None] * n_steps
+        noise = self.mae.mask_noise(n_steps * batch, generator, device="cpu")
+        return list(noise.view(n_steps, batch, -1).to(self.device).unbind(0))
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, noise) -> View:
         cfg, size, res = self.cfg, self.size, x.shape[-1]
         img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) if res != size else x
         if cfg.jitter:
             img = jitter_images(img, cfg.jitter * size // res, self.gen)
-        with self.amp:
+        with self.amp, eager_attention(self.attention, self.eager):
             if cfg.use_mae:
                 img = self.mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
             outs = [c.forward_with_map(img) if self.maps else (c(img), None) for c in self.clfs]
@@ -226,8 +234,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     try:
         for res, n_steps in zip(cfg.resolutions, cfg.stage_steps()):
             x = sampler.start(resize(x, res), n_steps)
-            for _ in range(n_steps):
-                noise = forward.mask(len(y), mask_gen)                       # fresh every step
+            for noise in forward.masks(len(y), n_steps, mask_gen):          # a fresh mask every step
                 step = sampler.step(x, forward.scorer(objective, y, noise))
                 x = step.x
                 if rec.record(step, y, res):

@@ -16,28 +16,32 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 def diversity_loss(features: torch.Tensor, targets: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Eq. 4, the distance-metric loss: mean over pairs (i != j) of samples of the same class of
     h(g(x_i)) . h(g(x_j)). Lower means the samples of a class point in more different directions.
-    With normalize, features are unit vectors first (the dot product is then a cosine similarity)."""
+    With normalize, features are unit vectors first (the dot product is then a cosine similarity).
+    0 when no class has two samples. (Masked sums, no indexing by a mask: nothing waits for the
+    device to say how many pairs there are.)"""
     f = F.normalize(features, dim=-1) if normalize else features
     same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
                                                                 device=targets.device)
-    if not same.any():
-        return features.new_zeros(())
-    return (f @ f.T)[same].mean()
+    same = same.to(f.dtype)                                                   # (B, B) pairs
+    return ((f @ f.T) * same).sum() / same.sum().clamp(min=1)
 
 
 def distribution_loss(features: torch.Tensor, targets: torch.Tensor, class_mean: torch.Tensor,
                       class_std: torch.Tensor) -> torch.Tensor:
     """Eq. 6: match the per-class batch mean and std of h(g(x)) to the class's statistics measured on
     real data. class_mean, class_std: (K, D). Squared errors averaged over features and classes
-    present; a class with a single sample contributes only its mean term."""
-    terms = []
-    for c in targets.unique():
-        f = features[targets == c]
-        t = (f.mean(0) - class_mean[c]).pow(2).mean()
-        if len(f) > 1:
-            t = t + (f.std(0) - class_std[c]).pow(2).mean()
-        terms.append(t)
-    return torch.stack(terms).mean()
+    present; a class with a single sample contributes only its mean term. All classes at once
+    (one-hot sums), so nothing waits for the device to list the classes present."""
+    onehot = F.one_hot(targets, len(class_mean)).to(features.dtype)           # (B, K)
+    n = onehot.sum(0)                                                         # (K,) samples per class
+    mean = onehot.T @ features / n.clamp(min=1)[:, None]                      # (K, D)
+    var = onehot.T @ (features - mean[targets]).pow(2) / (n - 1).clamp(min=1)[:, None]
+    several = n > 1
+    spread = several[:, None] & (var > 0)      # sqrt's gradient at 0 is 0 here, as Tensor.std's is
+    std = torch.where(spread, var, torch.ones_like(var)).sqrt() * spread     # (K, D), unbiased
+    term = (mean - class_mean).pow(2).mean(1) + several * (std - class_std).pow(2).mean(1)   # (K,)
+    present = (n > 0).to(features.dtype)
+    return (term * present).sum() / present.sum()
 
 
 def gram_matrix(fmap: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ The small worlds' networks are built from timm's model classes with small config
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import NamedTuple, Sequence
 
 import torch
@@ -203,6 +204,26 @@ class Ensemble(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of the members' log-probabilities: (B, num_classes)."""
         return torch.stack([o.logits.log_softmax(-1) for o in self(x)]).mean(0)
+
+
+def attention_layers(networks: Sequence[nn.Module]) -> list[nn.Module]:
+    """timm's attention layers in these networks (the modules with a `fused_attn` switch)."""
+    return [m for net in networks for m in net.modules() if hasattr(m, "fused_attn")]
+
+
+@contextmanager
+def eager_attention(layers: Sequence[nn.Module], eager: bool = True):
+    """Within the block, these attention layers compute softmax(q k^T / sqrt(d)) v as separate ops
+    (eager) instead of one fused scaled_dot_product_attention; restored after. Same maths; under bf16
+    on a CPU the eager form is faster for short sequences (benchmarks/speed.py)."""
+    before = [m.fused_attn for m in layers]
+    for m, b in zip(layers, before):
+        m.fused_attn = b and not eager
+    try:
+        yield
+    finally:
+        for m, b in zip(layers, before):
+            m.fused_attn = b
 
 
 @torch.no_grad()

@@ -107,20 +107,34 @@ def diversity() -> Objective:
         [diversity_loss(o.features, v.targets) for o in v.outputs]))
 
 
+def _on_device(tensors: list) -> Callable:
+    """device -> the tensors (nested tuples kept) on it, moved once per device, not every step."""
+    moved = {}
+
+    def get(device):
+        if device not in moved:
+            moved[device] = [tuple(t.to(device) for t in ts) if isinstance(ts, tuple) else ts.to(device)
+                             for ts in tensors]
+        return moved[device]
+    return get
+
+
 def distribution(class_stats: list) -> Objective:
     """Eq. 6: per-class feature mean/std against the real data's; one (mean (K, D), std (K, D)) per
     source, measured a layer above (the bundle's feature_stats)."""
+    stats = _on_device(class_stats)
+
     def fn(v: View) -> torch.Tensor:
-        dev = v.targets.device
-        return _mean_over_sources([distribution_loss(o.features, v.targets, m.to(dev), s.to(dev))
-                                   for o, (m, s) in zip(v.outputs, class_stats)])
+        return _mean_over_sources([distribution_loss(o.features, v.targets, m, s)
+                                   for o, (m, s) in zip(v.outputs, stats(v.targets.device))])
     return Objective.term("dist", fn)
 
 
 def gram(class_grams: list) -> Objective:
     """STIC's Gram-matrix term, per image; one (K, C, C) class Gram matrix per source."""
+    grams = _on_device(class_grams)
     return Objective.term("gram", lambda v: _mean_over_sources(
-        [gram_loss(m, v.targets, G.to(v.targets.device)) for m, G in zip(v.maps, class_grams)]),
+        [gram_loss(m, v.targets, G) for m, G in zip(v.maps, grams(v.targets.device))]),
         per_image=True, needs_maps=True)
 
 

@@ -84,3 +84,34 @@ def test_distribution_loss_sees_a_wrong_spread_with_the_right_mean():
     mean, std = torch.tensor([[2.0]]), torch.tensor([[f.std(0).item() / 2]])
     assert distribution_loss(f, y, mean, std).item() == pytest.approx((f.std(0).item() / 2) ** 2)
     assert distribution_loss(f, y, mean, f.std(0)[None]).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_eq4_and_eq6_vectorised_are_the_per_class_loops():
+    """The losses sum over classes with one-hot matrices; the plain per-class loop is the same maths,
+    value and gradient, with classes of one sample and classes absent."""
+    def loop_distribution(f, y, mean, std):
+        terms = []
+        for c in y.unique():
+            fc = f[y == c]
+            t = (fc.mean(0) - mean[c]).pow(2).mean()
+            terms.append(t + (fc.std(0) - std[c]).pow(2).mean() if len(fc) > 1 else t)
+        return torch.stack(terms).mean()
+
+    def loop_diversity(f, y):
+        f = torch.nn.functional.normalize(f, dim=-1)
+        same = (y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=torch.bool)
+        return (f @ f.T)[same].mean() if same.any() else f.new_zeros(())
+
+    g = torch.Generator().manual_seed(0)
+    for b in (1, 2, 5, 12, 40):
+        y = torch.randint(0, 6, (b,), generator=g)
+        f = torch.randn(b, 8, generator=g).relu()
+        f[:, :2] = 0                                   # features that are 0 for every image (ReLU)
+        f.requires_grad_(True)
+        mean, std = torch.randn(6, 8, generator=g), torch.rand(6, 8, generator=g)
+        for ours, loop in ((distribution_loss(f, y, mean, std), loop_distribution(f, y, mean, std)),
+                           (diversity_loss(f, y), loop_diversity(f, y))):
+            assert ours.item() == pytest.approx(loop.item(), abs=1e-6), b
+            if loop.requires_grad:
+                (g1,), (g2,) = torch.autograd.grad(ours, f), torch.autograd.grad(loop, f)
+                assert torch.isfinite(g1).all() and torch.allclose(g1, g2, atol=1e-6), b
