@@ -11,31 +11,14 @@ the same run with a large matmul in the same precision. Prints a table and write
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import torch
 
 from cag_lib import bench
+from cag_lib.bench import matmul_peak, sync
 from cag_lib.generate import generate
 from cag_lib.imagenet import imagenet_preset, load_imagenet_bundle
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_peak(device, dtype, n=4096, reps=10) -> float:
-    """TFLOP/s of a large square matmul: the practical peak to compare with."""
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
 
 
 def step_flops(bundle, cfg, batch) -> float:

@@ -13,6 +13,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -52,3 +53,21 @@ def write_report(path, report: dict) -> Path:
     tmp.write_text(json.dumps(full, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the GPU's queued work (timing); nothing on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 4096, reps: int = 10) -> float:
+    """TFLOP/s of a large square matmul in this precision: the practical peak to compare with."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12

@@ -159,7 +159,7 @@ class Forward:
         if not self.cfg.use_mae:
             return [None] * n_steps
         noise = self.mae.mask_noise(n_steps * batch, generator, device="cpu")
-        return list(noise.view(n_steps, batch, -1).to(self.device).unbind(0))
+        return list(noise.view(n_steps, batch, self.mae.num_patches).to(self.device).unbind(0))
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, noise) -> View:
         cfg, size, res = self.cfg, self.size, x.shape[-1]

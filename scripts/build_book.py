@@ -7,7 +7,8 @@ build the book from the executed copies.
     python scripts/build_book.py --smoke --update-baselines   # after a deliberate change; review the diff
 
 Steps:
-1. Stage the book in _build/site (_config.yml, _toc.yml, book/).
+1. Stage the book in _build/site (_config.yml, _toc.yml, book/), the pages' {{...}} blocks filled
+   in: the repository's address, and tables printed from the stored results (GENERATED).
 2. Run each notebooks/*.ipynb with papermill (parameters smoke and out; an explicit execution
    timeout per cell) into _build/site/notebooks/. A notebook that writes to stderr fails the run:
    readers should not see warnings.
@@ -61,6 +62,21 @@ def stderr_outputs(nb_path: Path) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
 
 
+# {{name}} in a book page -> what this command prints: tables made from the stored results, not typed
+GENERATED = {"speed_cpu_tables": ["benchmarks/speed_cpu.py", "--table", "--json",
+                                  "benchmarks/results/speed_cpu_fmnist.json"]}
+
+
+def generated(page: str) -> str:
+    """A book page with its {{name}} blocks of GENERATED filled in."""
+    for name, cmd in GENERATED.items():
+        if "{{" + name + "}}" in page:
+            text = subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+            page = page.replace("{{" + name + "}}", text)
+    return page
+
+
 def stage() -> None:
     """The book's files in _build/site; its configuration from the repository setting
     (scripts/repository.py); without a public home, no launch links and a note that says so."""
@@ -73,7 +89,7 @@ def stage() -> None:
     shutil.copy(ROOT / "_toc.yml", STAGE / "_toc.yml")
     shutil.copytree(ROOT / "book", STAGE / "book")
     for page in (STAGE / "book").glob("*.md"):
-        page.write_text(fill(page.read_text(), url))
+        page.write_text(generated(fill(page.read_text(), url)))
     if is_placeholder(url):
         intro = STAGE / "book" / "intro.md"
         title, rest = intro.read_text().split("\n", 1)

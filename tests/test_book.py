@@ -148,3 +148,20 @@ def test_chapters_2_to_7_show_the_loop_and_check_it_against_the_library(chapter)
     assert any("assert diff <= 1e-5, f\"the chapter's loop and cag_lib.generate" in s for s in code), f"{chapter}: no check"
     md = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert "**You will learn**" in md and "## Summary" in md, f"{chapter}: objectives and a summary"
+
+
+def test_every_page_placeholder_is_filled_and_the_speed_tables_come_from_the_json():
+    """A page's {{name}} is the repository's address or a GENERATED table; the speed page's tables are
+    what benchmarks/speed_cpu.py prints from the stored JSON (nothing typed)."""
+    known = {"repository_url", "colab_url", *build_book.GENERATED}
+    for page in (ROOT / "book").glob("*.md"):
+        names = set(re.findall(r"\{\{(\w+)\}\}", page.read_text()))
+        assert names <= known, f"{page.name}: unknown {names - known}"
+    speed = build_book.generated((ROOT / "book" / "speed.md").read_text())
+    assert "{{" not in speed
+    import json
+    report = json.loads((ROOT / "benchmarks" / "results" / "speed_cpu_fmnist.json").read_text())
+    for row in report["variants"]:
+        assert f"| {row['ms_per_step']} |" in speed, row["variant"]
+    assert f"| before | {report['full_run']['before']['seconds']} |" in speed
+    assert f"| after | {report['full_run']['after']['seconds']} |" in speed

@@ -78,6 +78,8 @@ def test_masks_drawn_per_stage_are_the_per_step_draws(bundle):
     one_by_one = [bundle.mae.mask_noise(5, g, device="cpu") for _ in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(at_once, one_by_one))
     assert fw.masks(5, 3, g)[0].shape == (5, bundle.mae.num_patches)
+    assert fw.masks(5, 0, g) == []                        # a stage without steps (steps < stages)
+    assert len(generate(bundle, [1], replace(QUICK, steps=2)).history["resolution"]) == 2
     assert Forward(bundle.mae, bundle.classifiers, replace(QUICK, use_mae=False), g).masks(5, 3, g) == [None] * 3
 
 
@@ -98,3 +100,45 @@ def test_a_non_finite_step_is_named_when_fetched(bundle):
     obj = classification() + Objective.term("late", late_nan)
     with pytest.raises(NonFiniteError, match="at step 4"):
         generate(bundle, [0], replace(QUICK, steps=10, resolutions=(32,)), objective=obj)
+
+
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+
+
+def script(name: str, *args) -> None:
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, f"benchmarks/{name}", *args], cwd=ROOT, check=True, capture_output=True)
+
+
+def test_the_cpu_speed_benchmark_runs_small_and_renders_its_tables(tmp_path):
+    import json
+    out = tmp_path / "speed.json"
+    script("speed_cpu.py", "--batch", "4", "--steps", "1", "--rounds", "1", "--full-steps", "3", "--no-compile",
+           "--threads", "1", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert [v["variant"] for v in r["variants"]] == ["before", "+ channels_last", "+ bf16 autocast",
+                                                     "+ eager attention"]
+    assert r["full_run"]["steps"] == 3 and r["full_run"]["after"]["seconds"] > 0
+    assert len(r["profile"]["after"]["top"]) == 10
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("speed_cpu", ROOT / "benchmarks" / "speed_cpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    page = mod.tables(r, json.loads(mod.PANEL.read_text()))
+    assert f"| + eager attention | {r['variants'][-1]['ms_per_step']} |" in page and "| bf16 |" in page
+
+
+def test_the_gpu_sweep_runs_small_on_the_cpu_and_keeps_to_its_budget(tmp_path):
+    import json
+    out = tmp_path / "sweep.json"
+    tiny = ["--tiny", "--device", "cpu", "--steps", "1", "--rounds", "1", "--threads", "1"]
+    script("speed_gpu_sweep.py", *tiny, "--batches", "2", "4", "--variants", "fp32", "bf16", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert [(x["variant"], x["batch"]) for x in r["rows"]] == [("fp32", 2), ("bf16", 2), ("fp32", 4), ("bf16", 4)]
+    assert all(x["ms_per_step"] > 0 and x["fraction_of_peak"] > 0 for x in r["rows"])
+    assert r["rows"][0]["gflop_per_step"] * 2 == pytest.approx(r["rows"][2]["gflop_per_step"], rel=0.05)
+    assert r["best"]["top_operators"] and "stopped" not in r
+    script("speed_gpu_sweep.py", *tiny, "--batches", "2", "--budget-s", "0", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert r["rows"] == [] and "budget" in r["stopped"]
