@@ -7,9 +7,11 @@ setup:
 	bash scripts/setup.sh
 
 # The tests: every chapter notebook run small (papermill, numbers checked against baselines), the
-# book built from them, then the test suite (which also checks the built pages).
+# book built from them, every page opened in headless Chromium with no network (screenshots in
+# _build/screenshots), then the test suite (which also checks the built pages).
 test: setup
 	$(PY) scripts/build_book.py --smoke
+	$(PY) scripts/check_pages.py
 	$(PY) -m pytest -q
 
 # The main job: every chapter executed with its default parameters, the book in _build/site/_build/html.

@@ -1,6 +1,7 @@
 """Pictures: image grids and labelled rows of grids (figures for the book and the demo)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -74,6 +75,8 @@ def animate(frames: list, labels: list | None = None, nrow: int = 10, scale: int
         title.set_text(labels[i] if labels else "")
         return im, title
     anim = animation.FuncAnimation(fig, show, frames=len(grids), interval=interval, blit=False)
-    html = HTML(anim.to_jshtml(default_mode="once"))
+    # matplotlib links Font Awesome 4 from a CDN for its buttons' icons; the page's own (Jupyter's,
+    # the book theme's) serve instead, so the animation needs no network
+    html = HTML(re.sub(r"<link[^>]*font-awesome[^>]*>", "", anim.to_jshtml(default_mode="once")))
     plt.close(fig)
     return html

