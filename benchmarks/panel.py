@@ -29,6 +29,8 @@ import torch
 
 from cag_lib import bench
 from cag_lib.generate import mean_reconstruction
+from cag_lib.lucent_baseline import STEPS as LUCENT_STEPS
+from cag_lib.lucent_baseline import lucent_images
 from cag_lib.panel import (TEST_JUDGES, load_judges, load_sample_set, real_row, reference_features, score_set,
                            set_slug, source_inception_score)
 from cag_lib.shards import to_uint8
@@ -50,8 +52,14 @@ ROWS = {
     "CaG full, 1000 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=1000"], "images"),
     # the same recipe with the models under bf16 autocast: does the faster path move the judges?
     "CaG full, 250 steps, g(x), bf16": ("sample", ["--recipe", "CaG full", "--set", "autocast=bf16"], "images"),
+    # the full recipe minus one part, each at N = 1,000 (bf16, as the row above: the faster path)
+    **{f"{name}, bf16": ("sample", ["--recipe", name, "--set", "autocast=bf16"], "images")
+       for name in ("full - MAE", "full - progressive", "full - diversity", "full - distribution",
+                    "full - ensemble")},
     "classic (every prior, no MAE)": ("sample", ["--recipe", "classic: ens+prog+blur+jitter+TV"], "images"),
     "eq. 1": ("sample", ["--recipe", "eq1"], "images"),
+    # Lucent's render_vis defaults (torch-lucent) on the ResNet source, adapted to 32x32 grey
+    "Lucent (standard recipe)": ("lucent", [], None),
     "MALA (MAE+ens+prog)": ("sample", ["--recipe", "MALA (MAE+ens+prog)"], "images"),
     "DDPM, 1000 steps": ("sample", ["--recipe", "DDPM"], "images"),
     "DDIM, 50 steps": ("sample", ["--recipe", "DDIM-50"], "images"),
@@ -74,7 +82,9 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
     (procs processes side by side, torchrun)."""
     how, args, key = ROWS[row]
     meta = {"row": row, "how": how, "per_class": PER_CLASS}
-    if how == "real":
+    if how == "lucent":
+        x, y, meta = lucent_row(threads, meta)
+    elif how == "real":
         x, y = real_row("fmnist", PER_CLASS)
     elif how == "g(real)":   # the real row through the MAE, shown as CaG shows its pictures (4 masks)
         x, y = real_row("fmnist", PER_CLASS)
@@ -97,6 +107,24 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
     SAMPLES.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=targets, meta=np.array(json.dumps(meta)))
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
+
+
+def lucent_row(threads: int, meta: dict):
+    """Lucent's standard recipe on the ResNet source: 100 images per class, one batch per class
+    (seed = the class), with its cost: seconds and network evaluations per image, one process."""
+    bundle = load_bundle("fmnist")
+    torch.set_num_threads(threads)
+    xs, ys, t0 = [], [], time.perf_counter()
+    for c in range(len(bundle.class_names)):
+        y = torch.full((PER_CLASS,), c)
+        xs.append(lucent_images(bundle.classifiers[0], y, seed=c))
+        ys.append(y)
+        print(f"Lucent: class {c} done, {time.perf_counter() - t0:.0f} s", flush=True)
+    n = PER_CLASS * len(bundle.class_names)
+    meta.update(command="python benchmarks/panel.py make 'Lucent (standard recipe)'", shown="images",
+                processes=1, threads=threads, seconds_per_image=(time.perf_counter() - t0) / n,
+                evaluations_per_image=LUCENT_STEPS, cpu=platform.processor() or platform.machine())
+    return torch.cat(xs), torch.cat(ys), meta
 
 
 def measure_cost(rows, per_image: int = 25) -> dict:

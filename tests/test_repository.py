@@ -16,7 +16,8 @@ LINKS = re.compile(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/|git\
 
 
 def tracked_text_files():
-    skip = {".git", "_build", "outputs", "runs", ".pytest_cache", "cag_lib.egg-info", "weights", "results"}
+    skip = {".git", "_build", "outputs", "runs", ".pytest_cache", "cag_lib.egg-info", "weights", "results",
+            "node_modules"}
     for p in ROOT.rglob("*"):
         if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and p.suffix in (
                 ".md", ".ipynb", ".py", ".yml", ".yaml", ".toml", ".txt", ".sh", ".cfg"):
