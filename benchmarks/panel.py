@@ -134,6 +134,13 @@ def measure_cost(rows, per_image: int = 25) -> dict:
     report = {}
     for row in rows:
         how, args, _ = ROWS[row]
+        if how == "lucent":
+            torch.set_num_threads(1)
+            t0 = time.perf_counter()
+            lucent_images(load_bundle("fmnist").classifiers[0], torch.full((per_image,), 7), seed=7)
+            report[row] = {"seconds_per_image": (time.perf_counter() - t0) / per_image,
+                           "evaluations_per_image": LUCENT_STEPS}
+            print(f"{row:34s} {report[row]['seconds_per_image']:.3f} s per image", flush=True)
         if how != "sample" or row.endswith(", x"):
             continue
         out = RUNS / "cost" / set_slug(row)

@@ -165,3 +165,17 @@ def test_every_page_placeholder_is_filled_and_the_speed_tables_come_from_the_jso
         assert f"| {row['ms_per_step']} |" in speed, row["variant"]
     assert f"| before | {report['full_run']['before']['seconds']} |" in speed
     assert f"| after | {report['full_run']['after']['seconds']} |" in speed
+
+
+def test_the_pipeline_figure_is_drawn_from_one_real_step(tmp_path):
+    """scripts/pipeline_figure.py draws the intro's and chapter 4's figure from the bundle's models."""
+    import pipeline_figure
+    import torch
+
+    from cag_lib.zoo import load_bundle
+    masked, g, probs, loss, grad = pipeline_figure.one_step(load_bundle("fmnist"), torch.rand(1, 1, 32, 32))
+    assert abs(probs.sum().item() - 1) < 1e-5 and loss > 0
+    hidden = (masked == 0.5).float().mean().item()
+    assert 0.7 < hidden < 0.8 and (grad != 0).float().mean() <= 0.25 + 1e-6   # gradient only where visible
+    pipeline_figure.main(["--out", str(tmp_path / "p.png")])
+    assert (tmp_path / "p.png").stat().st_size > 10_000
