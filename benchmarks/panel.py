@@ -4,7 +4,7 @@
     python benchmarks/panel.py cost                 # seconds per image of every generator, quiet machine
     python benchmarks/panel.py score                # score every stored set -> the JSON the book quotes
     python benchmarks/panel.py list                 # the rows and whether they are stored
-    python benchmarks/panel.py table                # the ablation page's table, from the JSON
+    python benchmarks/panel.py table                # the ablation page's two tables, from the JSON
 
 `make` runs the sampling command for a row (100 images per class, seed 0, resumable: run it again
 after a stop) in runs/panel/<row>/ and stores the images as uint8 with their targets in
@@ -200,6 +200,24 @@ def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
     return "\n".join(lines)
 
 
+MINUS_ONE = ("full - MAE", "full - progressive", "full - diversity", "full - distribution", "full - ensemble")
+
+
+def minus_one_table(report: dict) -> str:
+    """The ablation page's full-minus-one table at N = 1,000 (bf16 rows): each part's removal, with
+    the change of the test judges' mean accuracy against the full recipe."""
+    full = report["rows"]["CaG full, 250 steps, g(x), bf16"]
+    lines = ["| recipe (N = 1,000, bf16) | validation judge acc | test judges acc (range) | change of test acc "
+             "| test judges FD (range) |", "|---|---|---|---|---|"]
+    for name, r in [("CaG full", full), *[(n, report["rows"].get(f"{n}, bf16")) for n in MINUS_ONE]]:
+        if r is None:
+            continue
+        t, change = r["test_mean"], r["test_mean"]["acc"] - full["test_mean"]["acc"]
+        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
+                     f"| {change:+.3f} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = bench.parser(__doc__, threads=1)
     p.add_argument("what", choices=["make", "cost", "score", "list", "table"])
@@ -211,8 +229,9 @@ def main(argv=None):
     unknown = [r for r in a.rows if r not in ROWS]
     if unknown:
         p.error(f"unknown rows {unknown}; valid: {list(ROWS)}")
-    if a.what == "table":        # the markdown the ablation page pastes
-        print(ablation_table(json.loads(a.json.read_text())))
+    if a.what == "table":        # the markdown the ablation page pastes: two tables
+        report = json.loads(a.json.read_text())
+        print(ablation_table(report) + "\n\n" + minus_one_table(report))
     elif a.what == "list":
         for r in ROWS:
             print(("stored  " if r in stored_rows() else "missing ") + r)

@@ -45,13 +45,17 @@ RECIPES = {
     # ... plus STIC's Gram-matrix term (feature correlations of g(x) close to the class's real images)
     "MALA + Gram (STIC)": replace(FULL, sampler="mala", diversity_weight=0, distribution_weight=0,
                                   blur_sigma=0, gram_weight=1.0),
+    # the full recipe run 4x longer: what the validation judge preferred among the settings the panel
+    # measured (0.940 against 0.915 at 250 steps, benchmarks/results/panel_fmnist.json); the test
+    # judges were read only after it was chosen
+    "CaG long (1000 steps)": replace(FULL, steps=1000),
     # text-to-image on the shapes world (chapter 8), with an ensemble of CLIPs: no class statistics for a
     # new composition (eq. 6 off); diversity off, lr 0.02 and 1000 steps were chosen on 8 compositions
     # the CLIPs saw in training, not on the held-out prompts that benchmarks/text_to_image.py measures
     "text-to-image": replace(FULL, distribution_weight=0, diversity_weight=0, lr=0.02, steps=1000),
 }
 # the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipes are extra)
-ABLATION_ROWS = [name for name in RECIPES if not name.startswith(("classic", "MALA", "text"))]
+ABLATION_ROWS = [name for name in RECIPES if not name.startswith(("classic", "MALA", "text", "CaG long"))]
 
 
 def recipe(name: str, **changes) -> GenerateConfig:

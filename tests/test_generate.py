@@ -197,6 +197,7 @@ def test_recipes_are_the_documented_switches():
     assert not eq1.use_mae and eq1.resolutions == (32,) and eq1.classifiers == (0,)
     assert eq1.diversity_weight == eq1.distribution_weight == eq1.blur_sigma == 0
     assert recipe("full - MAE", steps=3).steps == 3 and not recipe("full - MAE").use_mae
+    assert RECIPES["CaG long (1000 steps)"] == GenerateConfig(steps=1000)      # the panel's 1,000-step row
     with pytest.raises(ValueError, match="valid recipes"):
         recipe("eq2")
 
