@@ -205,16 +205,22 @@ MINUS_ONE = ("full - MAE", "full - progressive", "full - diversity", "full - dis
 
 def minus_one_table(report: dict) -> str:
     """The ablation page's full-minus-one table at N = 1,000 (bf16 rows): each part's removal, with
-    the change of the test judges' mean accuracy against the full recipe."""
-    full = report["rows"]["CaG full, 250 steps, g(x), bf16"]
+    the change of the test judges' mean accuracy against the full recipe, their features' diversity
+    and recall (real test images first, for reference)."""
+    rows = report["rows"]
+    full = rows["CaG full, 250 steps, g(x), bf16"]
     lines = ["| recipe (N = 1,000, bf16) | validation judge acc | test judges acc (range) | change of test acc "
-             "| test judges FD (range) |", "|---|---|---|---|---|"]
-    for name, r in [("CaG full", full), *[(n, report["rows"].get(f"{n}, bf16")) for n in MINUS_ONE]]:
+             "| test judges FD (range) | diversity | recall |", "|---|---|---|---|---|---|---|"]
+    named = [("real test images", rows["real"]), ("CaG full", full),
+             *[(n, rows.get(f"{n}, bf16")) for n in MINUS_ONE]]
+    for name, r in named:
         if r is None:
             continue
-        t, change = r["test_mean"], r["test_mean"]["acc"] - full["test_mean"]["acc"]
+        t = r["test_mean"]
+        change = "" if name.startswith("real") else f"{t['acc'] - full['test_mean']['acc']:+.3f}"
         lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
-                     f"| {change:+.3f} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) |")
+                     f"| {change} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['diversity']:.2f} "
+                     f"| {t['recall']:.2f} |")
     return "\n".join(lines)
 
 

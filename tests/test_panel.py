@@ -72,3 +72,33 @@ def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
     assert classic["test_mean"]["fd"] < cag["test_mean"]["fd"]
     assert min(classic["test_mean"]["fd"], cag["test_mean"]["fd"]) > 2 * greal["test_mean"]["fd"]
     assert cag["test_mean"]["precision"] < 0.5 and cag["test_mean"]["recall"] < 0.5
+
+
+def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report):
+    """book/ablation.md's N = 1,000 full-minus-one table is the JSON's, and what it says holds for
+    every judge: the MAE first, progressive second, distribution and ensemble help, and the
+    diversity loss costs accuracy but buys diversity and recall."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location("panel_bench", root / "benchmarks" / "panel.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.minus_one_table(report) in (root / "book" / "ablation.md").read_text(), \
+        "book/ablation.md is stale: paste `python benchmarks/panel.py table` into it"
+    rows = report["rows"]
+    full = rows["CaG full, 250 steps, g(x), bf16"]
+    minus = {n: rows[f"{n}, bf16"] for n in bench.MINUS_ONE}
+    judges = ["validation", "judge_cnn", "judge_resnet_d", "judge_mixer"]
+    drop = {n: full["test_mean"]["acc"] - r["test_mean"]["acc"] for n, r in minus.items()}
+    assert drop["full - MAE"] > 2 * drop["full - progressive"] > 2 * max(drop[n] for n in bench.MINUS_ONE[2:])
+    assert minus["full - MAE"]["test_mean"]["acc"] < full["test_mean"]["acc"] / 2    # "less than half"
+    assert 0.07 < drop["full - progressive"] < 0.13                                   # "about ten points"
+    for n in ("full - MAE", "full - progressive", "full - distribution", "full - ensemble"):
+        assert all(minus[n][j]["acc"] < full[j]["acc"] for j in judges), n
+        assert minus[n]["test_mean"]["fd"] > full["test_mean"]["fd"], n
+    div = minus["full - diversity"]
+    assert all(0.01 < div[j]["acc"] - full[j]["acc"] < 0.06 for j in judges)    # "about three points"
+    assert div["test_mean"]["diversity"] < full["test_mean"]["diversity"]
+    assert div["test_mean"]["recall"] < full["test_mean"]["recall"]
+    assert abs(div["test_mean"]["fd"] - full["test_mean"]["fd"]) < 2                 # "at the same FD"
