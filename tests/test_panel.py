@@ -1,5 +1,6 @@
 """The comparison's stored evidence: every stored sample set re-scores to the numbers in the JSON."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +8,17 @@ from cag_lib.panel import TEST_JUDGES, load_judges, load_sample_set, reference_f
 from cag_lib.zoo import load_bundle, read_manifest
 
 PANEL = results_dir() / "panel_fmnist.json"
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def panel_bench():
+    """benchmarks/panel.py as a module (the tables the ablation page pastes)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("panel_bench", ROOT / "benchmarks" / "panel.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +55,9 @@ def test_stored_samples_rescore_to_the_stored_numbers(report):
                 assert v == pytest.approx(row[j][k], rel=1e-6, abs=1e-9), (name, j, k)
 
 
-def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
+def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report, panel_bench):
     """book/ablation.md shows `python benchmarks/panel.py table` and says, in words, what it shows."""
-    import importlib.util
-    from pathlib import Path
-    root = Path(__file__).parents[1]
-    spec = importlib.util.spec_from_file_location("panel_bench", root / "benchmarks" / "panel.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    root, bench = ROOT, panel_bench
     assert bench.ablation_table(report) in (root / "book" / "ablation.md").read_text(), \
         "book/ablation.md is stale: paste `python benchmarks/panel.py table` into it"
     rows = report["rows"]
@@ -74,16 +81,11 @@ def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
     assert cag["test_mean"]["precision"] < 0.5 and cag["test_mean"]["recall"] < 0.5
 
 
-def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report):
+def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report, panel_bench):
     """book/ablation.md's N = 1,000 full-minus-one table is the JSON's, and what it says holds for
     every judge: the MAE first, progressive second, distribution and ensemble help, and the
     diversity loss costs accuracy but buys diversity and recall."""
-    import importlib.util
-    from pathlib import Path
-    root = Path(__file__).parents[1]
-    spec = importlib.util.spec_from_file_location("panel_bench", root / "benchmarks" / "panel.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    root, bench = ROOT, panel_bench
     assert bench.minus_one_table(report) in (root / "book" / "ablation.md").read_text(), \
         "book/ablation.md is stale: paste `python benchmarks/panel.py table` into it"
     rows = report["rows"]
