@@ -143,7 +143,7 @@ def test_chapters_2_to_7_show_the_loop_and_check_it_against_the_library(chapter)
     import json
     cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
-            and "hide-input" not in c.get("metadata", {}).get("tags", [])]
+            and not {"hide-input", "hide-cell"} & set(c.get("metadata", {}).get("tags", []))]
     assert any("loss.backward()" in s and "opt.step()" in s for s in code), f"{chapter}: no visible step"
     assert any("assert diff <= 1e-5, f\"the chapter's loop and cag_lib.generate" in s for s in code), f"{chapter}: no check"
     md = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
@@ -179,3 +179,20 @@ def test_the_pipeline_figure_is_drawn_from_one_real_step(tmp_path):
     assert 0.7 < hidden < 0.8 and (grad != 0).float().mean() <= 0.25 + 1e-6   # gradient only where visible
     pipeline_figure.main(["--out", str(tmp_path / "p.png")])
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_worked_solutions_are_hidden_until_opened_and_executed():
+    """Every worked solution: its code in a cell hidden with its output (tag hide-cell, executed in CI),
+    its explanation in a dropdown; never a solution the reader cannot help seeing."""
+    import json
+    solved = 0
+    for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
+        for c in json.loads(nb.read_text())["cells"]:
+            src, tags = "".join(c["source"]), c.get("metadata", {}).get("tags", [])
+            if c["cell_type"] == "code" and src.startswith("# Solution to exercise"):
+                assert "hide-cell" in tags, f"{nb.name}: a solution's code must be hidden with its output"
+                solved += 1
+            if c["cell_type"] == "markdown" and "olution to exercise" in src:
+                assert src.startswith("```{admonition} Solution to exercise") and ":class: dropdown" in src, \
+                    f"{nb.name}: a solution's explanation belongs in a dropdown"
+    assert solved >= 7
