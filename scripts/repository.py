@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACEHOLDER = "https://github.com/OWNER/REPO"
+# the value url has while the book has no public home, named next to the setting in _config.yml
+PLACEHOLDER = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["placeholder"]
 COLAB = "https://colab.research.google.com"
 NOTICE = ("```{note}\nThis book has no public home yet: its Colab and repository links appear once "
           "`repository.url` in `_config.yml` names one (`python scripts/repository.py URL`).\n```\n")
@@ -102,7 +103,7 @@ def stamp(new_url: str, root: Path = ROOT) -> list[Path]:
 def stage_config(config: dict) -> dict:
     """The staged book's configuration: the repository button and jupyter-book's Colab launch button
     when the setting names a repository; neither while it is the placeholder."""
-    config = dict(config)
+    config = {**config, "repository": {k: v for k, v in config["repository"].items() if k != "placeholder"}}
     published = not is_placeholder(configured_from(config))
     config["html"] = {**config.get("html", {}), "use_repository_button": published}
     if published:

@@ -32,7 +32,7 @@ def test_the_address_appears_only_in_the_setting_and_the_notebooks_it_stamps():
     found, elsewhere = set(), []
     for p in tracked_text_files():
         name = p.relative_to(ROOT).as_posix()
-        if p.name in ("repository.py", "test_repository.py"):   # the placeholder and examples of other names
+        if p.name == "test_repository.py":                       # examples of other names
             continue
         text = p.read_text(errors="replace")
         found |= {next(g for g in m.groups() if g) for m in LINKS.finditer(text)}
@@ -73,6 +73,7 @@ def test_an_unpublished_book_shows_no_launch_links_and_a_published_one_gets_cola
     real = stage_config({**config, "repository": {**config["repository"], "url": "https://github.com/alice/x"}})
     assert real["html"]["use_repository_button"] is True
     assert real["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert "placeholder" not in real["repository"] and "placeholder" in config["repository"]   # ours, not the theme's
     page = "Open it in Colab ([link]({{colab_url}}/notebooks/a.ipynb)).\n\n    git clone {{repository_url}} b\n"
     assert fill(page, PLACEHOLDER) == "Open it in Colab.\n\n    git clone <repository address: none yet> b\n"
     assert fill(page, "https://github.com/alice/x") == (
