@@ -48,15 +48,6 @@ def memory_format(bundle, fmt: torch.memory_format):
     return bundle
 
 
-def compiled(bundle):
-    """The bundle with every network compiled (inductor): the sources, the MAE's two halves."""
-    for c in bundle.classifiers:
-        c.forward_with_map = torch.compile(c.forward_with_map)
-    bundle.mae.forward_encoder = torch.compile(bundle.mae.forward_encoder)
-    bundle.mae.forward_decoder = torch.compile(bundle.mae.forward_decoder)
-    return bundle
-
-
 def variants(with_compile: bool) -> dict:
     """name -> (bundle, config changes); one bundle per memory format / compilation."""
     plain = memory_format(load_bundle("fmnist"), torch.contiguous_format)
@@ -66,7 +57,7 @@ def variants(with_compile: bool) -> dict:
            "+ bf16 autocast": (last, dict(autocast="bf16", attention="sdpa")),
            "+ eager attention": (last, FAST)}
     if with_compile:
-        out["+ torch.compile"] = (compiled(load_bundle("fmnist")), FAST)
+        out["+ torch.compile"] = (bench.compile_networks(load_bundle("fmnist")), FAST)
     return out
 
 

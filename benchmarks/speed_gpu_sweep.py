@@ -57,12 +57,7 @@ def make_bundle(tiny: bool, device: torch.device, channels_last: bool, compile_m
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for c in b.classifiers:
         c.to(memory_format=fmt)
-        if compile_mode:
-            c.forward_with_map = torch.compile(c.forward_with_map, mode=compile_mode)
-    if compile_mode:
-        b.mae.forward_encoder = torch.compile(b.mae.forward_encoder, mode=compile_mode)
-        b.mae.forward_decoder = torch.compile(b.mae.forward_decoder, mode=compile_mode)
-    return b, cfg
+    return (bench.compile_networks(b, compile_mode) if compile_mode else b), cfg
 
 
 def step_flops(bundle, cfg, batch: int) -> float:

@@ -147,7 +147,7 @@ class Forward:
         self.size, self.device = mae.img_size, next(mae.parameters()).device
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                                   enabled=bool(cfg.autocast))
-        # on a CPU, fused attention under bf16 is slower than q k^T, softmax, v (benchmarks/speed.py)
+        # on a CPU, fused attention under bf16 is slower than q k^T, softmax, v (benchmarks/speed_cpu.py)
         self.eager = cfg.attention == "eager" or (cfg.attention == "auto" and bool(cfg.autocast)
                                                    and self.device.type == "cpu")
         self.attention = attention_layers([mae, *classifiers])

@@ -215,7 +215,7 @@ def attention_layers(networks: Sequence[nn.Module]) -> list[nn.Module]:
 def eager_attention(layers: Sequence[nn.Module], eager: bool = True):
     """Within the block, these attention layers compute softmax(q k^T / sqrt(d)) v as separate ops
     (eager) instead of one fused scaled_dot_product_attention; restored after. Same maths; under bf16
-    on a CPU the eager form is faster for short sequences (benchmarks/speed.py)."""
+    on a CPU the eager form is faster for short sequences (benchmarks/speed_cpu.py)."""
     before = [m.fused_attn for m in layers]
     for m, b in zip(layers, before):
         m.fused_attn = b and not eager

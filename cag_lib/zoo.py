@@ -199,7 +199,7 @@ def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | No
         raise WeightsNotFoundError(f"bundle {name!r} lacks trained weights for {missing} in the manifest; "
                                    "train them with `python -m cag_lib.train` (see the training appendix)")
     load = lambda m: load_entry(entries[m], weights_dir, device)  # noqa: E731
-    # the sources' convolutions run channels_last: faster on CPUs and GPUs (benchmarks/speed.py)
+    # the sources' convolutions run channels_last: faster on the CPU (benchmarks/speed_cpu.py)
     sources = [load(m).to(memory_format=torch.channels_last) for m in spec.sources]
     return Bundle(spec, sources, load(spec.judge), load(spec.mae), entries)
 
