@@ -246,18 +246,15 @@ def main(argv=None):
             make(r, a.threads, a.procs)
     elif a.what == "cost":
         torch.set_num_threads(1)
-        kept = json.loads(COST.read_text())["rows"] if a.rows and COST.exists() else {}
-        bench.write_report(COST, {"what": "seconds per image, one process with one thread, 25 images of one "
-                                          "class in one batch, nothing else running",
-                                  "rows": {**kept, **measure_cost(a.rows or list(ROWS))}})
+        report = {"what": "seconds per image, one process with one thread, 25 images of one class in one "
+                          "batch, nothing else running", "rows": measure_cost(a.rows or list(ROWS))}
+        bench.write_report(COST, bench.merged_rows(COST, report) if a.rows else report)
         print(f"wrote {COST}")
     else:
         t0 = time.time()
         report = score(a.rows or None)
-        if a.rows and a.json.exists():   # re-scored rows replace theirs; the others are kept
-            report["rows"] = {**json.loads(a.json.read_text())["rows"], **report["rows"]}
         report.update(seconds=round(time.time() - t0, 1))
-        bench.write_report(a.json, report)
+        bench.write_report(a.json, bench.merged_rows(a.json, report) if a.rows else report)   # others kept
         print(f"wrote {a.json}")
 
 

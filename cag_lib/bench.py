@@ -55,6 +55,17 @@ def write_report(path, report: dict) -> Path:
     return path
 
 
+def merged_rows(path, report: dict) -> dict:
+    """report, with the rows already stored at `path` kept (report's own rows replace theirs) and the
+    commands that wrote them listed in "earlier_commands": a file made by several runs says so."""
+    path = Path(path)
+    if not path.exists():
+        return report
+    old = json.loads(path.read_text())
+    earlier = old.get("earlier_commands", []) + ([old["command"]] if "command" in old else [])
+    return {**report, "rows": {**old.get("rows", {}), **report["rows"]}, "earlier_commands": earlier}
+
+
 def sync(device: torch.device) -> None:
     """Wait for the GPU's queued work (timing); nothing on a CPU."""
     if device.type == "cuda":
