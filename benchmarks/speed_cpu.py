@@ -108,16 +108,15 @@ def tables(report: dict, panel: dict) -> str:
     out += ["", "| N = 1,000 | validation judge acc | test judges acc (range) | test judges FD (range) |",
             "|---|---|---|---|"]
     for name in BF16_ROWS:
-        row = panel["rows"][name]
-        acc = [row[j]["acc"] for j in panel["test_judges"]]
-        fd = [row[j]["fd"] for j in panel["test_judges"]]
+        row, t = panel["rows"][name], panel["rows"][name]["test_mean"]      # the panel's own summary
         out.append(f"| {'bf16' if name.endswith('bf16') else 'fp32'} | {row['validation']['acc']:.3f} | "
-                   f"{sum(acc) / len(acc):.3f} ({min(acc):.3f}–{max(acc):.3f}) | "
-                   f"{sum(fd) / len(fd):.1f} ({min(fd):.1f}–{max(fd):.1f}) |")
+                   f"{t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) | "
+                   f"{t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) |")
     before, after = report["profile"]["before"], report["profile"]["after"]
     out += ["", "| | before: operator | ms per step | after: operator | ms per step |", "|---|---|---|---|---|"]
     for i, (b, a) in enumerate(zip(before["top"], after["top"])):
-        out.append(f"| {i + 1} | `{b['op'][6:]}` | {b['self_ms_per_step']} | `{a['op'][6:]}` | {a['self_ms_per_step']} |")
+        out.append(f"| {i + 1} | `{b['op'].removeprefix('aten::')}` | {b['self_ms_per_step']} "
+                   f"| `{a['op'].removeprefix('aten::')}` | {a['self_ms_per_step']} |")
     out.append(f"| | all ATen operators | {before['aten_self_ms_per_step']} | all ATen operators | "
                f"{after['aten_self_ms_per_step']} |")
     return "\n".join(out)
