@@ -27,12 +27,11 @@ from dataclasses import replace
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
 
 from cag_lib import bench
 from cag_lib.bench import matmul_peak, sync
 from cag_lib.generate import GenerateConfig, generate
-from cag_lib.imagenet import imagenet_preset, load_imagenet_bundle
+from cag_lib.imagenet import imagenet_preset
 from cag_lib.zoo import load_bundle
 
 VARIANTS = {  # name -> (config changes, channels_last, torch.compile mode or None)
@@ -49,21 +48,12 @@ def make_bundle(tiny: bool, device: torch.device, channels_last: bool, compile_m
         b = load_bundle("fmnist", device=device)
         cfg = GenerateConfig(resolutions=(b.image_size,), progress=False, final_masks=1)
     else:
-        torch.manual_seed(0)
-        b = load_imagenet_bundle(device=device, pretrained=False)
-        dims = [c(torch.rand(1, 3, 64, 64, device=device)).features.shape[-1] for c in b.classifiers]
-        b.class_stats = [(torch.randn(1000, d), torch.rand(1000, d)) for d in dims]
+        b = bench.random_imagenet_bundle(device)
         cfg = imagenet_preset(b, resolutions=(256,), progress=False, final_masks=1)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for c in b.classifiers:
         c.to(memory_format=fmt)
     return (bench.compile_networks(b, compile_mode) if compile_mode else b), cfg
-
-
-def step_flops(bundle, cfg, batch: int) -> float:
-    with FlopCounterMode(display=False) as fc:
-        generate(bundle, list(range(batch)), replace(cfg, steps=1))
-    return float(fc.get_total_flops())
 
 
 def measure(bundle, cfg, batch: int, steps: int, rounds: int, device) -> float:
@@ -97,7 +87,7 @@ def run_row(a, device, name: str, batch: int, peaks: dict, flops: dict) -> dict:
         b, cfg = make_bundle(a.tiny, device, channels_last, mode)
         cfg = replace(cfg, **changes)
         if batch not in flops:
-            flops[batch] = step_flops(b, cfg, batch)
+            flops[batch] = bench.step_flops(b, cfg, batch)
         t0 = time.perf_counter()
         ms = measure(b, cfg, batch, a.steps, a.rounds, device)
         dtype = torch.bfloat16 if changes.get("autocast") else torch.float32

@@ -18,14 +18,7 @@ import torch
 from cag_lib import bench
 from cag_lib.bench import matmul_peak, sync
 from cag_lib.generate import generate
-from cag_lib.imagenet import imagenet_preset, load_imagenet_bundle
-
-
-def step_flops(bundle, cfg, batch) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        generate(bundle, list(range(batch)), replace(cfg, steps=1, final_masks=1))
-    return float(fc.get_total_flops())
+from cag_lib.imagenet import imagenet_preset
 
 
 def main(argv=None):
@@ -41,16 +34,12 @@ def main(argv=None):
     bench.set_threads(a.threads)
     device = torch.device(a.device)
     batch = a.batch or (16 if device.type == "cuda" else 2)
-    torch.manual_seed(0)
-    b = load_imagenet_bundle(device=device, pretrained=False)
+    b = bench.random_imagenet_bundle(device)
     for c in (*b.classifiers, b.mae):
         if a.channels_last:
             c.to(memory_format=torch.channels_last)
     if a.compile:
         bench.compile_networks(b)
-    d = b.classifiers[0](torch.rand(1, 3, 64, 64, device=device)).features.shape[-1]
-    dv = b.classifiers[1](torch.rand(1, 3, 64, 64, device=device)).features.shape[-1]
-    b.class_stats = [(torch.randn(1000, d), torch.rand(1000, d)), (torch.randn(1000, dv), torch.rand(1000, dv))]
     cfg = imagenet_preset(b, resolutions=(256,), progress=False, autocast="bf16" if a.bf16 else "",
                           final_masks=1)
     targets = list(range(batch))
@@ -59,7 +48,7 @@ def main(argv=None):
     res = generate(b, targets, replace(cfg, steps=a.steps))
     sync(device)
     ms = res.seconds / a.steps * 1000
-    flops = step_flops(b, cfg, batch)
+    flops = bench.step_flops(b, cfg, batch)
     dtype = torch.bfloat16 if a.bf16 else torch.float32
     peak = matmul_peak(device, dtype, n=4096 if device.type == "cuda" else 1024, reps=10 if device.type == "cuda" else 3)
     row = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",

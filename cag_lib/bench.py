@@ -14,9 +14,14 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .generate import generate
+from .imagenet import load_imagenet_bundle
 
 
 def parser(doc: str, threads: int = 2) -> argparse.ArgumentParser:
@@ -93,3 +98,20 @@ def compile_networks(bundle, mode: str = "default"):
     bundle.mae.forward_encoder = torch.compile(bundle.mae.forward_encoder, mode=mode)
     bundle.mae.forward_decoder = torch.compile(bundle.mae.forward_decoder, mode=mode)
     return bundle
+
+
+def step_flops(bundle, cfg, batch: int) -> float:
+    """Floating-point operations of one step of `cfg` for `batch` images (torch's FLOP counter)."""
+    with FlopCounterMode(display=False) as fc:
+        generate(bundle, list(range(batch)), replace(cfg, steps=1, final_masks=1))
+    return float(fc.get_total_flops())
+
+
+def random_imagenet_bundle(device: torch.device):
+    """The ImageNet bundle with random weights (seed 0) and random class statistics, so that the
+    preset's every term runs: what speed is measured on (it does not depend on the weights)."""
+    torch.manual_seed(0)
+    b = load_imagenet_bundle(device=device, pretrained=False)
+    dims = [c(torch.rand(1, 3, 64, 64, device=device)).features.shape[-1] for c in b.classifiers]
+    b.class_stats = [(torch.randn(1000, d), torch.rand(1000, d)) for d in dims]
+    return b
