@@ -31,8 +31,9 @@ from cag_lib import bench
 from cag_lib.generate import mean_reconstruction
 from cag_lib.lucent_baseline import STEPS as LUCENT_STEPS
 from cag_lib.lucent_baseline import lucent_images
-from cag_lib.panel import (TEST_JUDGES, load_judges, load_sample_set, real_row, reference_features, score_set,
-                           set_slug, source_inception_score)
+from cag_lib.panel import (ABLATION_ROWS, MINUS_ONE, TEST_JUDGES, ablation_table, load_judges, load_sample_set,
+                           minus_one_table, real_row, reference_features, score_set, set_slug,
+                           source_inception_score)
 from cag_lib.shards import to_uint8
 from cag_lib.zoo import load_bundle
 
@@ -180,48 +181,6 @@ def score(rows=None) -> dict:
               f"{scores['test_mean']['acc']:.3f} [{scores['test_mean']['acc_min']:.3f}, "
               f"{scores['test_mean']['acc_max']:.3f}]  FD {scores['test_mean']['fd']:.2f}", flush=True)
     return report
-
-
-ABLATION_ROWS = ("real", "g(real)", "CaG full, 250 steps, g(x)", "CaG full, 250 steps, x",
-                 "classic (every prior, no MAE)", "eq. 1")
-
-
-def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
-    """The ablation page's panel table: validation judge, then the test judges' mean and range."""
-    lines = ["| method (N = 1,000) | validation judge acc | test judges acc (range) | test judges FD (range) "
-             "| precision | recall |", "|---|---|---|---|---|---|"]
-    for name in rows:
-        r = report["rows"].get(name)
-        if r is None:
-            continue
-        t = r["test_mean"]
-        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
-                     f"| {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['precision']:.2f} | {t['recall']:.2f} |")
-    return "\n".join(lines)
-
-
-MINUS_ONE = ("full - MAE", "full - progressive", "full - diversity", "full - distribution", "full - ensemble")
-
-
-def minus_one_table(report: dict) -> str:
-    """The ablation page's full-minus-one table at N = 1,000 (bf16 rows): each part's removal, with
-    the change of the test judges' mean accuracy against the full recipe, their features' diversity
-    and recall (real test images first, for reference)."""
-    rows = report["rows"]
-    full = rows["CaG full, 250 steps, g(x), bf16"]
-    lines = ["| recipe (N = 1,000, bf16) | validation judge acc | test judges acc (range) | change of test acc "
-             "| test judges FD (range) | diversity | recall |", "|---|---|---|---|---|---|---|"]
-    named = [("real test images", rows["real"]), ("CaG full", full),
-             *[(n, rows.get(f"{n}, bf16")) for n in MINUS_ONE]]
-    for name, r in named:
-        if r is None:
-            continue
-        t = r["test_mean"]
-        change = "" if name.startswith("real") else f"{t['acc'] - full['test_mean']['acc']:+.3f}"
-        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
-                     f"| {change} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['diversity']:.2f} "
-                     f"| {t['recall']:.2f} |")
-    return "\n".join(lines)
 
 
 def main(argv=None):

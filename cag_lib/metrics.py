@@ -151,11 +151,11 @@ def format_table(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(rows: dict, digits: int = 3, skip: tuple = ()) -> str:
+def markdown_table(rows: dict, digits: int = 3, skip: tuple = (), first: str = "method") -> str:
     """{method: row} -> a markdown table (the book pastes it), columns in first-seen order; a NaN (e.g.
-    diversity of one image per class) shows as "–"."""
+    diversity of one image per class) shows as "–"; `first` heads the column of row names."""
     cols = [c for c in dict.fromkeys(k for r in rows.values() for k in r) if c not in skip]
-    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [f"| {first} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for m, r in rows.items():
         cells = [("–" if math.isnan(r[c]) else f"{r[c]:.{digits}f}") if isinstance(r.get(c), float)
                  else str(r.get(c, "")) for c in cols]

@@ -140,3 +140,51 @@ def source_inception_score(bundle, images: torch.Tensor) -> float:
     """The Inception-Score-like number of the bundle's first source classifier: what a generator's own
     classifier thinks of its images (compare with the test judges' "is")."""
     return inception_score(predict(bundle.classifiers[0], images))
+
+
+ABLATION_ROWS = ("real", "g(real)", "CaG full, 250 steps, g(x)", "CaG full, 250 steps, x",
+                 "classic (every prior, no MAE)", "eq. 1")
+
+
+def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
+    """The ablation page's panel table (rows of the panel's report, benchmarks/results/panel_fmnist.json): validation judge, then the test judges' mean and range."""
+    lines = ["| method (N = 1,000) | validation judge acc | test judges acc (range) | test judges FD (range) "
+             "| precision | recall |", "|---|---|---|---|---|---|"]
+    for name in rows:
+        r = report["rows"].get(name)
+        if r is None:
+            continue
+        t = r["test_mean"]
+        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
+                     f"| {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['precision']:.2f} | {t['recall']:.2f} |")
+    return "\n".join(lines)
+
+
+MINUS_ONE = ("full - MAE", "full - progressive", "full - diversity", "full - distribution", "full - ensemble")
+
+
+def minus_one_table(report: dict) -> str:
+    """The ablation page's full-minus-one table at N = 1,000 (bf16 rows): each part's removal, with
+    the change of the test judges' mean accuracy against the full recipe, their features' diversity
+    and recall (real test images first, for reference)."""
+    rows = report["rows"]
+    full = rows["CaG full, 250 steps, g(x), bf16"]
+    lines = ["| recipe (N = 1,000, bf16) | validation judge acc | test judges acc (range) | change of test acc "
+             "| test judges FD (range) | diversity | recall |", "|---|---|---|---|---|---|---|"]
+    named = [("real test images", rows["real"]), ("CaG full", full),
+             *[(n, rows.get(f"{n}, bf16")) for n in MINUS_ONE]]
+    for name, r in named:
+        if r is None:
+            continue
+        t = r["test_mean"]
+        change = "" if name.startswith("real") else f"{t['acc'] - full['test_mean']['acc']:+.3f}"
+        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
+                     f"| {change} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['diversity']:.2f} "
+                     f"| {t['recall']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the ablation page's two tables: python -m cag_lib.panel ablation|minus_one
+    import sys
+    stored = json.loads((results_dir() / "panel_fmnist.json").read_text())
+    print({"ablation": ablation_table, "minus_one": minus_one_table}[sys.argv[1]](stored))

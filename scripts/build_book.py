@@ -103,6 +103,10 @@ def offline_config(config: dict) -> dict:
 # {{name}} in a book page -> what this command prints: tables made from the stored results, not typed
 GENERATED = {"speed_cpu_tables": ["benchmarks/speed_cpu.py", "--table", "--json",
                                   "benchmarks/results/speed_cpu_fmnist.json"]}
+GENERATED["zoo_table"] = ["-m", "cag_lib.zoo"]
+GENERATED |= {f"clip_lab_{name}": ["-m", "cag_lib.text_results", name] for name in
+              ("gpu", "knobs", "sizes", "size_means", "held_out_sizes", "held_out_sizes_per_prompt",
+               "robust_seen", "robust_per_prompt", "robust_parts")}
 
 
 def generated(page: str) -> str:
