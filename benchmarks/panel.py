@@ -31,9 +31,18 @@ from cag_lib import bench
 from cag_lib.generate import mean_reconstruction
 from cag_lib.lucent_baseline import STEPS as LUCENT_STEPS
 from cag_lib.lucent_baseline import lucent_images
-from cag_lib.panel import (ABLATION_ROWS, MINUS_ONE, TEST_JUDGES, ablation_table, load_judges, load_sample_set,
-                           minus_one_table, real_row, reference_features, score_set, set_slug,
-                           source_inception_score)
+from cag_lib.panel import (
+    TEST_JUDGES,
+    ablation_table,
+    load_judges,
+    load_sample_set,
+    minus_one_table,
+    real_row,
+    reference_features,
+    score_set,
+    set_slug,
+    source_inception_score,
+)
 from cag_lib.shards import to_uint8
 from cag_lib.zoo import load_bundle
 

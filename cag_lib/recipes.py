@@ -30,6 +30,13 @@ RECIPES = {
     "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
                                               distribution_weight=0),
     "CaG (MAE only)": replace(EQ1, use_mae=True),
+    # the chapters' cumulative arc: each adds one part to the one before, and the last one plus the
+    # blur of the gradient is "CaG full" (chapters 5, 6 and 7)
+    "MAE + stages": replace(EQ1, use_mae=True, resolutions=FULL.resolutions),
+    "MAE + stages + losses": replace(EQ1, use_mae=True, resolutions=FULL.resolutions,
+                                     diversity_weight=FULL.diversity_weight,
+                                     distribution_weight=FULL.distribution_weight),
+    "MAE + stages + losses + ensemble": replace(FULL, blur_sigma=0),
     "CaG full": FULL,
     "full - MAE": replace(FULL, use_mae=False),
     "full - progressive": replace(FULL, resolutions=(32,)),
@@ -55,7 +62,11 @@ RECIPES = {
     "text-to-image": replace(FULL, distribution_weight=0, diversity_weight=0, lr=0.02, steps=1000),
 }
 # the rows of the paper-style ablation (benchmarks/ablation.py's default; the last recipes are extra)
-ABLATION_ROWS = [name for name in RECIPES if not name.startswith(("classic", "MALA", "text", "CaG long"))]
+ABLATION_ROWS = [name for name in RECIPES
+                 if not name.startswith(("classic", "MALA", "text", "CaG long", "MAE +"))]
+# the cumulative arc, in order: ... + the blur of the gradient = CaG full
+ARC = ["eq1", "CaG (MAE only)", "MAE + stages", "MAE + stages + losses", "MAE + stages + losses + ensemble",
+       "CaG full"]
 
 
 def recipe(name: str, **changes) -> GenerateConfig:

@@ -10,7 +10,7 @@ are chosen). The labels below say which run a row is; every number is read from 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 from .metrics import markdown_table
 from .panel import results_dir
@@ -61,7 +61,7 @@ HELD_OUT_SIZES = {"8 CLIPs": "text_to_image_shapes_cpu_8clips.json",
 SAMPLER_ROW = "8 CLIPs (text recipe)"  # the benchmark's name for the ensemble row, whatever N
 
 
-@lru_cache(maxsize=None)
+@cache
 def report(name: str) -> dict:
     """One stored run (a file name under benchmarks/results, ".json" optional)."""
     path = results_dir() / (name if name.endswith(".json") else name + ".json")

@@ -12,7 +12,8 @@ Steps:
    the widgets' JavaScript copied from node_modules into its _static (VENDOR), so pages render offline.
 2. Run each notebooks/*.ipynb with papermill (parameters smoke and out; an explicit execution
    timeout per cell) into _build/site/notebooks/. A notebook that writes to stderr fails the run:
-   readers should not see warnings.
+   readers should not see warnings. A full run records each chapter's wall time and machine in
+   notebooks/baselines/minutes.json, which the instructors page prints ({{chapter_minutes}}).
 3. Compare each <out>/metrics.json with notebooks/baselines/<name>.<mode>.json: every stored
    metric must be within its stated absolute tolerance. A regression fails the run.
 4. `jupyter-book build` the staged book with warnings as errors (the notebooks are not executed
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from repository import NOTICE, configured_from, fill, is_placeholder, stage_conf
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "_build" / "site"
 BASELINES = ROOT / "notebooks" / "baselines"
+MINUTES = BASELINES / "minutes.json"   # each chapter's full run, as the instructors page states it
 
 
 def default_tolerance(name: str, value: float) -> float:
@@ -104,13 +107,34 @@ def offline_config(config: dict) -> dict:
 GENERATED = {"speed_cpu_tables": ["benchmarks/speed_cpu.py", "--table", "--json",
                                   "benchmarks/results/speed_cpu_fmnist.json"]}
 GENERATED["zoo_table"] = ["-m", "cag_lib.zoo"]
+GENERATED["panel_ablation"] = ["-m", "cag_lib.panel", "ablation"]
+GENERATED["panel_minus_one"] = ["-m", "cag_lib.panel", "minus_one"]
+GENERATED["ablation_80"] = ["-m", "cag_lib.metrics", "benchmarks/results/ablation_fmnist.json"]
+GENERATED["chapter_minutes"] = ["scripts/build_book.py", "--minutes"]
 GENERATED |= {f"clip_lab_{name}": ["-m", "cag_lib.text_results", name] for name in
               ("gpu", "knobs", "sizes", "size_means", "held_out_sizes", "held_out_sizes_per_prompt",
                "robust_seen", "robust_per_prompt", "robust_parts")}
 
 
+QUOTE = re.compile(r"\{\{json:([\w./-]+)\|([^|}]+)\|([^}]*)\}\}")
+
+
+def quote(match: re.Match) -> str:
+    """{{json:FILE|key/key/...|FORMAT}} -> that value of benchmarks/results/FILE, formatted
+    ("{{json:ablation_fmnist.json|rows/CaG full/fd|.1f}}" -> "11.0"); a missing key is named."""
+    path = ROOT / "benchmarks" / "results" / match[1]
+    value = json.loads(path.read_text())
+    for key in match[2].split("/"):
+        try:
+            value = value[key]
+        except (KeyError, TypeError):
+            raise KeyError(f"{match[0]}: {path.name} has no {key!r} there") from None
+    return format(value, match[3])
+
+
 def generated(page: str) -> str:
-    """A book page with its {{name}} blocks of GENERATED filled in."""
+    """A book page with its {{name}} blocks of GENERATED and its {{json:...}} quotes filled in."""
+    page = QUOTE.sub(quote, page)
     for name, cmd in GENERATED.items():
         if "{{" + name + "}}" in page:
             text = subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, capture_output=True,
@@ -162,6 +186,31 @@ def hide_injected_parameters(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1) + "\n")
 
 
+def record_minutes(name: str, seconds: float, path: Path = MINUTES) -> None:
+    """Keep one full run's wall time per chapter (other chapters' entries stay), with the machine."""
+    import platform
+
+    import torch
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record[name] = {"seconds": round(seconds, 1), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.is_available(), "machine": platform.machine(),
+                    "date": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(dict(sorted(record.items())), indent=2) + "\n")
+
+
+def minutes_table(path: Path = MINUTES) -> str:
+    """The instructors page's table: each chapter's measured full run, from the record."""
+    if not path.exists():
+        return f"(not measured yet: `make book` writes {path.relative_to(ROOT)})"
+    record = json.loads(path.read_text())
+    lines = ["| chapter | minutes at the defaults | machine |", "|---|---|---|"]
+    for name in sorted(record, key=lambda n: int(n[2:].split("_")[0])):
+        r = record[name]
+        where = "a GPU" if r["gpu"] else f"{r['cpus']} CPU cores"
+        lines.append(f"| {{doc}}`../notebooks/{name}` | {r['seconds'] / 60:.1f} | {where}, {r['date']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="small parameters (CI)")
@@ -169,7 +218,11 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="papermill's execution timeout per cell, s")
     p.add_argument("--update-baselines", action="store_true")
     p.add_argument("--no-build", action="store_true", help="run and compare only")
+    p.add_argument("--minutes", action="store_true", help="print the chapters' measured minutes as a table")
     a = p.parse_args(argv)
+    if a.minutes:
+        print(minutes_table())
+        return 0
     mode = "smoke" if a.smoke else "full"
     notebooks = sorted((ROOT / "notebooks").glob("ch*.ipynb"))
     if a.only:
@@ -178,6 +231,8 @@ def main(argv=None) -> int:
     failures = []
     for nb in notebooks:
         out, secs = run_notebook(nb, a.smoke, a.timeout)
+        if not a.smoke:
+            record_minutes(nb.stem, secs)
         measured = json.loads((out / "metrics.json").read_text())
         base_path = BASELINES / f"{nb.stem}.{mode}.json"
         if a.update_baselines:
@@ -195,6 +250,9 @@ def main(argv=None) -> int:
     if failures:
         print("\n".join(["", "regressions / problems:"] + failures), file=sys.stderr)
         return 1
+    if not a.smoke:   # the instructors page states the minutes this run just measured
+        page = STAGE / "book" / "instructors.md"
+        page.write_text(generated((ROOT / "book" / "instructors.md").read_text()))
     if not a.no_build:
         t0 = time.time()
         r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])

@@ -72,20 +72,22 @@ def test_chapter_pages_show_no_bare_python_reprs():
         assert not leaks, f"{stem}.html shows {leaks[0]}"
 
 
-def test_where_quotes_the_committed_text_to_image_runs():
-    """book/where.md's prose quotes the stored text-to-image runs (chapter 8 and the lab notes glue or
-    print theirs from the files: tests/test_text_results.py)."""
+def test_pages_quote_results_from_the_files_and_type_none():
+    """Result numbers on the pages come from benchmarks/results through {{json:FILE|key/...|FORMAT}}
+    quotes or {{name}} tables, filled when the book is built; a wrong key is an error that names it."""
+    for name in ("ablation.md", "where.md", "clip_lab.md", "instructors.md", "zoo.md", "speed.md"):
+        assert "{{" not in build_book.generated((ROOT / "book" / name).read_text()), name
+    for name in ("ablation.md", "where.md", "clip_lab.md", "instructors.md"):  # zoo.md: a history
+        page = (ROOT / "book" / name).read_text()
+        prose = re.sub(r"`[^`]*`|\{\{[^}]*\}\}|\$[^$]*\$", "", page)      # code, quotes, maths
+        typed = [n for n in re.findall(r"(?<![\w.])0\.\d{3}(?![\w.])", prose)]
+        assert not typed, f"{name}: typed results {typed}"
+    page = "{{json:mala_fmnist.json|rows/CaG full/judge_acc|.3f}}"
     import json
-    r = json.loads((ROOT / "benchmarks" / "results" / "text_to_image_shapes.json").read_text())
-    where = (ROOT / "book" / "where.md").read_text()
-    acc = [f'{r[n]["shape+colour_acc"]:.3f}' for n in ("8 CLIPs (text recipe)", "1 CLIP", "MAE g(real images)")]
-    assert not [q for q in acc if q not in where], "book/where.md does not quote the text-to-image JSON"
-    cpu = sorted((ROOT / "benchmarks" / "results").glob("text_to_image_shapes_cpu_*clips*.json"))
-    assert len(cpu) == 7
-    for f in cpu:
-        for name, row in json.loads(f.read_text()).items():
-            if "CLIPs" in name:
-                assert f'{row["shape+colour_acc"]:.3f}' in where, f"book/where.md does not quote {name} of {f.name}"
+    stored = json.loads((ROOT / "benchmarks" / "results" / "mala_fmnist.json").read_text())
+    assert build_book.generated(page) == f'{stored["rows"]["CaG full"]["judge_acc"]:.3f}'
+    with pytest.raises(KeyError, match="no 'CaG ful'"):
+        build_book.generated("{{json:mala_fmnist.json|rows/CaG ful/judge_acc|.3f}}")
 
 
 def test_imagenet_page_quotes_the_stored_speed_runs():
