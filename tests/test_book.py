@@ -164,3 +164,19 @@ def test_worked_solutions_are_hidden_until_opened_and_executed():
                 assert src.startswith("```{admonition} Solution to exercise") and ":class: dropdown" in src, \
                     f"{nb.name}: a solution's explanation belongs in a dropdown"
     assert solved >= 7
+
+
+def test_the_instructors_page_states_each_chapters_measured_minutes(tmp_path):
+    """make book records each chapter's full run (notebooks/baselines/minutes.json, other chapters'
+    entries kept); the instructors page prints that record, one row per chapter."""
+    chapters = sorted(p.stem for p in (ROOT / "notebooks").glob("ch*.ipynb"))
+    table = build_book.minutes_table()
+    for name in chapters:
+        assert f"`../notebooks/{name}` |" in table, name
+    record = tmp_path / "minutes.json"
+    build_book.record_minutes("ch2_eq1", 30.0, record)
+    build_book.record_minutes("ch10_competitive", 90.0, record)
+    build_book.record_minutes("ch2_eq1", 42.0, record)
+    rows = build_book.minutes_table(record).splitlines()[2:]
+    assert [r.split("|")[2].strip() for r in rows] == ["0.7", "1.5"]      # ch2 before ch10, replaced
+    assert "{{chapter_minutes}}" in (ROOT / "book" / "instructors.md").read_text()
