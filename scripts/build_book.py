@@ -89,6 +89,10 @@ def vendor() -> None:
                              "install them with `npm ci` (scripts/setup.sh does it)")
         shutil.copytree(src, STAGE / "_vendor" / "vendor" / name,
                         ignore=shutil.ignore_patterns("*.map", "*.md", "bin", "package.json"))
+    # the widgets' CSS asks for its icon fonts one folder up, at vendor/@jupyter-widgets/<hash>.woff
+    for font in (ROOT / "node_modules" / "@jupyter-widgets/html-manager/dist").iterdir():
+        if font.suffix in (".woff", ".woff2", ".ttf", ".eot", ".svg"):
+            shutil.copy(font, STAGE / "_vendor" / "vendor" / "@jupyter-widgets")
     shutil.copy(ASSETS / "widgets-config.js", STAGE / "_vendor" / "vendor")
     shutil.copy(ASSETS / "book.css", STAGE / "_vendor")
     (STAGE / "_ext").mkdir(exist_ok=True)
@@ -186,6 +190,15 @@ def hide_injected_parameters(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1) + "\n")
 
 
+def give_the_redirect_a_favicon(html: Path) -> None:
+    """jupyter-book's root index.html only redirects to the first page; without an icon link of its
+    own a browser asks the server for /favicon.ico, a 404 in the console of the book's front door."""
+    index = html / "index.html"
+    text = index.read_text() if index.exists() else ""
+    if 'http-equiv="Refresh"' in text and 'rel="icon"' not in text:
+        index.write_text('<link rel="icon" href="_static/favicon.png" />\n' + text)
+
+
 def record_minutes(name: str, seconds: float, path: Path = MINUTES) -> None:
     """Keep one full run's wall time per chapter (other chapters' entries stay), with the machine."""
     import platform
@@ -258,6 +271,7 @@ def main(argv=None) -> int:
         r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])
         if r.returncode:
             return r.returncode
+        give_the_redirect_a_favicon(STAGE / "_build" / "html")
         print(f"book built in {time.time() - t0:.0f} s: {STAGE / '_build' / 'html' / 'index.html'}")
     return 0
 

@@ -12,7 +12,9 @@ host-resolver rules), so a page that still needs a CDN fails here. Each page fai
 - an image that did not load (naturalWidth 0);
 - a console error (a script or file that failed to load, a JavaScript exception);
 - chapter 4's widget not showing its first state (the slider, and the figure drawn for it);
-- on the chapter and results pages, horizontal scrolling of the whole page at 420 px wide (a phone).
+- on the chapter and results pages, horizontal scrolling of the whole page at 420 px wide (a phone);
+- on the chapter pages at 1280 px, a code cell (input, not output) that scrolls sideways: the
+  notebooks are formatted to 88 columns, and book.css makes 88 columns fit.
 
 A screenshot of each page at 1280 px (and at 420 px where that is checked) goes to --screenshots.
 Prints one line per page; exits 1 if any page failed.
@@ -32,6 +34,11 @@ HTML = ROOT / "_build" / "site" / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 NARROW = ("notebooks/", "book/ablation.html")       # pages that must not scroll sideways on a phone
 WIDGET_PAGES = ("notebooks/ch4_mae.html",)
+
+WIDE_CODE_JS = """
+return [...document.querySelectorAll('div.cell_input div.highlight pre')]
+  .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.split('\\n')[0].slice(0, 60));
+"""
 
 MATH_JS = """
 const done = arguments[arguments.length - 1];
@@ -117,6 +124,8 @@ def check(b, base: str, page: str, shots: Path) -> list[str]:
             widget = b.find_element(By.CSS_SELECTOR, ".widget-slider").find_element(By.XPATH, "../..")
             b.execute_script("arguments[0].scrollIntoView();", widget)
             widget.screenshot(str(shots / f"{page.replace('/', '_').removesuffix('.html')}.widget.png"))
+    if page.startswith("notebooks/"):
+        problems += [f"a code cell scrolls sideways at 1280 px: {first!r}" for first in b.execute_script(WIDE_CODE_JS)]
     problems += [f"console: {e['message'][:200]}" for e in b.get_log("browser") if e["level"] == "SEVERE"]
     name = page.replace("/", "_").removesuffix(".html")
     b.save_screenshot(str(shots / f"{name}.png"))

@@ -182,3 +182,12 @@ def test_the_instructors_page_states_each_chapters_measured_minutes(tmp_path):
     rows = build_book.minutes_table(record).splitlines()[2:]
     assert [r.split("|")[2].strip() for r in rows] == ["0.7", "1.5"]      # ch2 before ch10, replaced
     assert "{{chapter_minutes}}" in (ROOT / "book" / "instructors.md").read_text()
+
+
+def test_the_front_door_redirect_names_the_favicon(tmp_path):
+    """The built root index.html (a bare redirect) links the favicon, so loading it logs no 404."""
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />\n')
+    build_book.give_the_redirect_a_favicon(tmp_path)
+    build_book.give_the_redirect_a_favicon(tmp_path)                       # once only
+    text = (tmp_path / "index.html").read_text()
+    assert text.count('rel="icon" href="_static/favicon.png"') == 1 and "url=book/intro.html" in text
