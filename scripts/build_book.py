@@ -212,16 +212,19 @@ def record_minutes(name: str, seconds: float, path: Path = MINUTES) -> None:
 
 
 def minutes_table(path: Path = MINUTES) -> str:
-    """The instructors page's table: each chapter's measured full run, from the record."""
+    """The instructors page's table: each chapter's measured full run (one column per chapter), and
+    the machines it was measured on, from the record."""
     if not path.exists():
         return f"(not measured yet: `make book` writes {path.relative_to(ROOT)})"
     record = json.loads(path.read_text())
-    lines = ["| chapter | minutes at the defaults | machine |", "|---|---|---|"]
-    for name in sorted(record, key=lambda n: int(n[2:].split("_")[0])):
-        r = record[name]
-        where = "a GPU" if r["gpu"] else f"{r['cpus']} CPU cores"
-        lines.append(f"| {{doc}}`../notebooks/{name}` | {r['seconds'] / 60:.1f} | {where}, {r['date']} |")
-    return "\n".join(lines)
+    names = sorted(record, key=lambda n: int(n[2:].split("_")[0]))
+    machines = sorted({("a GPU" if r["gpu"] else f"{r['cpus']} CPU cores") + f", {r['date']}"
+                       for r in record.values()})
+    return "\n".join([
+        "| chapter | " + " | ".join(f"{{doc}}`{n[2:].split('_')[0]} <../notebooks/{n}>`" for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        "| minutes | " + " | ".join(f"{record[n]['seconds'] / 60:.1f}" for n in names) + " |",
+        "", f"Measured on {'; '.join(machines)}."])
 
 
 def main(argv=None) -> int:
