@@ -124,9 +124,10 @@ QUOTE = re.compile(r"\{\{json:([\w./-]+)\|([^|}]+)\|([^}]*)\}\}")
 
 
 def quote(match: re.Match) -> str:
-    """{{json:FILE|key/key/...|FORMAT}} -> that value of benchmarks/results/FILE, formatted
+    """{{json:FILE|key/key/...|FORMAT}} -> that value of benchmarks/results/FILE (or of the zoo's
+    manifest, FILE = cag_lib/weights/manifest.json), formatted
     ("{{json:ablation_fmnist.json|rows/CaG full/fd|.1f}}" -> "11.0"); a missing key is named."""
-    path = ROOT / "benchmarks" / "results" / match[1]
+    path = ROOT / match[1] if match[1].startswith("cag_lib/") else ROOT / "benchmarks" / "results" / match[1]
     value = json.loads(path.read_text())
     for key in match[2].split("/"):
         try:
