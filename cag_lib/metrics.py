@@ -155,10 +155,12 @@ def markdown_table(rows: dict, digits: int = 3, skip: tuple = (), first: str = "
     """{method: row} -> a markdown table (the book pastes it), columns in first-seen order; a NaN (e.g.
     diversity of one image per class) shows as "–"; `first` heads the column of row names."""
     cols = [c for c in dict.fromkeys(k for r in rows.values() for k in r) if c not in skip]
-    lines = [f"| {first} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    # "judge_acc" is headed "judge acc", so a narrow page can wrap a header between its words
+    lines = [f"| {first} | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
     for m, r in rows.items():
-        cells = [("–" if math.isnan(r[c]) else f"{r[c]:.{digits}f}") if isinstance(r.get(c), float)
-                 else str(r.get(c, "")) for c in cols]
+        cells = [("–" if math.isnan(r[c]) else f"{r[c]:.{1 if c == 'seconds' else digits}f}")
+                 if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

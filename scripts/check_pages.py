@@ -14,7 +14,8 @@ host-resolver rules), so a page that still needs a CDN fails here. Each page fai
 - chapter 4's widget not showing its first state (the slider, and the figure drawn for it);
 - on the chapter and results pages, horizontal scrolling of the whole page at 420 px wide (a phone);
 - on the chapter pages at 1280 px, a code cell (input, not output) that scrolls sideways: the
-  notebooks are formatted to 88 columns, and book.css makes 88 columns fit.
+  notebooks are formatted to 88 columns, and book.css makes 88 columns fit;
+- on any page at 1280 px, a table that scrolls sideways (a metric table must show all its columns).
 
 A screenshot of each page at 1280 px (and at 420 px where that is checked) goes to --screenshots.
 Prints one line per page; exits 1 if any page failed.
@@ -38,6 +39,13 @@ WIDGET_PAGES = ("notebooks/ch4_mae.html",)
 WIDE_CODE_JS = """
 return [...document.querySelectorAll('div.cell_input div.highlight pre')]
   .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.split('\\n')[0].slice(0, 60));
+"""
+
+WIDE_TABLE_JS = """
+return [...document.querySelectorAll('main table')].map(t => {
+    const box = t.closest('.pst-scrollable-table-container') || t.parentElement;
+    return [box.scrollWidth - box.clientWidth, t.rows[0].innerText.replace(/\\s+/g, ' ').slice(0, 60)];
+  }).filter(x => x[0] > 1);
 """
 
 MATH_JS = """
@@ -126,6 +134,7 @@ def check(b, base: str, page: str, shots: Path) -> list[str]:
             widget.screenshot(str(shots / f"{page.replace('/', '_').removesuffix('.html')}.widget.png"))
     if page.startswith("notebooks/"):
         problems += [f"a code cell scrolls sideways at 1280 px: {first!r}" for first in b.execute_script(WIDE_CODE_JS)]
+    problems += [f"a table scrolls sideways at 1280 px by {px} px: {head!r}" for px, head in b.execute_script(WIDE_TABLE_JS)]
     problems += [f"console: {e['message'][:200]}" for e in b.get_log("browser") if e["level"] == "SEVERE"]
     name = page.replace("/", "_").removesuffix(".html")
     b.save_screenshot(str(shots / f"{name}.png"))

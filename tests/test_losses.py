@@ -71,10 +71,11 @@ def test_gram_loss_is_zero_on_the_class_gram_and_one_at_zero_features():
 
 def test_markdown_table_formats_numbers_and_shows_nan_as_a_dash():
     from cag_lib.metrics import markdown_table
-    table = markdown_table({"a": {"acc": 0.5, "diversity": float("nan"), "shown": "g(x)"}, "b": {"acc": 1.0}})
+    table = markdown_table({"a": {"judge_acc": 0.5, "diversity": float("nan"), "shown": "g(x)", "seconds": 12.34},
+                            "b": {"judge_acc": 1.0}})
     lines = table.splitlines()
-    assert lines[0] == "| method | acc | diversity | shown |"
-    assert lines[2] == "| a | 0.500 | – | g(x) |" and lines[3] == "| b | 1.000 |  |  |"
+    assert lines[0] == "| method | judge acc | diversity | shown | seconds |"      # wraps between words
+    assert lines[2] == "| a | 0.500 | – | g(x) | 12.3 |" and lines[3] == "| b | 1.000 |  |  |  |"
 
 
 def test_distribution_loss_sees_a_wrong_spread_with_the_right_mean():
