@@ -59,6 +59,8 @@ HELD_OUT_SIZES = {"8 CLIPs": "text_to_image_shapes_cpu_8clips.json",
                   "16 CLIPs": "text_to_image_shapes_cpu_16clips.json",
                   "16 CLIPs, seed 1": "text_to_image_shapes_cpu_16clips_seed1.json"}
 SAMPLER_ROW = "8 CLIPs (text recipe)"  # the benchmark's name for the ensemble row, whatever N
+LAB_TABLES = ("gpu", "knobs", "sizes", "size_means", "held_out_sizes", "held_out_sizes_per_prompt",
+              "robust_seen", "robust_per_prompt", "robust_parts")   # book/clip_lab.md's, in order
 
 
 @cache
@@ -101,8 +103,9 @@ def ensemble_means() -> dict:
             for n, files in ENSEMBLE_SIZES.items()}
 
 
+@cache
 def lab_tables() -> dict:
-    """The lab notes' tables, as markdown, by name."""
+    """The lab notes' tables, as markdown, by name (LAB_TABLES)."""
     knobs = {label: row(SEEN + f, extra=("seconds",)) for label, f in KNOBS.items()}
     for r in knobs.values():
         r["seconds"] = f"{r['seconds']:.0f}"
@@ -113,19 +116,17 @@ def lab_tables() -> dict:
         ("8 robust CLIPs + diversity", "8 CLIPs + diversity"))}
     sizes = {f"{n} CLIP{'s' * (n > 1)}, seed {s}": row(SEEN + f)
              for n, files in ENSEMBLE_SIZES.items() for s, f in enumerate(files)}
-    means = "| CLIPs | " + " | ".join(map(str, ensemble_means())) + " |\n" + \
-        "|---" * (len(ENSEMBLE_SIZES) + 1) + "|\n| mean over the two seeds | " + \
-        " | ".join(f"{v:.2f}" for v in ensemble_means().values()) + " |"
+    means = {"mean over the two seeds": {str(n): v for n, v in ensemble_means().items()}}
     plain = {k: row(f) for k, f in HELD_OUT_SIZES.items()}
     robust_runs = {"16 CLIPs": HELD_OUT_SIZES["16 CLIPs"],
                    "16 CLIPs, seed 1": HELD_OUT_SIZES["16 CLIPs, seed 1"],
                    "8 robust CLIPs": STORY["8 robust CLIPs"][0],
                    "8 robust CLIPs, seed 1": STORY["8 robust CLIPs, seed 1"][0]}
-    return {
+    tables = {
         "gpu": markdown_table({k: row(f, key) for k, (f, key) in GPU.items()}),
         "knobs": markdown_table(knobs, skip=("background",)),
         "sizes": markdown_table(sizes, skip=("background",)),
-        "size_means": means,
+        "size_means": markdown_table(means, digits=2, first="CLIPs"),
         "held_out_sizes": markdown_table(plain),
         "held_out_sizes_per_prompt": markdown_table(per_prompt(HELD_OUT_SIZES), first="prompt"),
         "robust_seen": markdown_table({k: row(SEEN + f) for k, f in ROBUST_SEEN.items()},
@@ -133,6 +134,7 @@ def lab_tables() -> dict:
         "robust_per_prompt": markdown_table(per_prompt(robust_runs), first="prompt"),
         "robust_parts": markdown_table(robust_parts),
     }
+    return tables
 
 
 if __name__ == "__main__":  # the lab notes page's {{clip_lab_*}} blocks, one per table

@@ -34,6 +34,10 @@ from pathlib import Path
 import yaml
 from repository import NOTICE, configured_from, fill, is_placeholder, stage_config
 
+from cag_lib import text_results, zoo
+from cag_lib.metrics import ablation_markdown
+from cag_lib.panel import ablation_table, minus_one_table, results_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "_build" / "site"
 BASELINES = ROOT / "notebooks" / "baselines"
@@ -107,17 +111,28 @@ def offline_config(config: dict) -> dict:
     return {**config, "sphinx": sphinx}
 
 
-# {{name}} in a book page -> what this command prints: tables made from the stored results, not typed
-GENERATED = {"speed_cpu_tables": ["benchmarks/speed_cpu.py", "--table", "--json",
-                                  "benchmarks/results/speed_cpu_fmnist.json"]}
-GENERATED["zoo_table"] = ["-m", "cag_lib.zoo"]
-GENERATED["panel_ablation"] = ["-m", "cag_lib.panel", "ablation"]
-GENERATED["panel_minus_one"] = ["-m", "cag_lib.panel", "minus_one"]
-GENERATED["ablation_80"] = ["-m", "cag_lib.metrics", "benchmarks/results/ablation_fmnist.json"]
-GENERATED["chapter_minutes"] = ["scripts/build_book.py", "--minutes"]
-GENERATED |= {f"clip_lab_{name}": ["-m", "cag_lib.text_results", name] for name in
-              ("gpu", "knobs", "sizes", "size_means", "held_out_sizes", "held_out_sizes_per_prompt",
-               "robust_seen", "robust_per_prompt", "robust_parts")}
+def printed(*cmd: str):
+    """A GENERATED block that is what a script prints (run from the repository's root)."""
+    return lambda: subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+
+
+def stored_panel() -> dict:
+    return json.loads((results_dir() / "panel_fmnist.json").read_text())
+
+
+# {{name}} in a book page -> what this makes: tables made from the stored results, not typed
+GENERATED = {
+    "speed_cpu_tables": printed("benchmarks/speed_cpu.py", "--table", "--json",
+                                "benchmarks/results/speed_cpu_fmnist.json"),
+    "zoo_table": zoo.markdown_table,
+    "panel_ablation": lambda: ablation_table(stored_panel()),
+    "panel_minus_one": lambda: minus_one_table(stored_panel()),
+    "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
+    "chapter_minutes": lambda: minutes_table(),
+    **{f"clip_lab_{name}": (lambda name=name: text_results.lab_tables()[name])
+       for name in text_results.LAB_TABLES},
+}
 
 
 QUOTE = re.compile(r"\{\{json:([\w./-]+)\|([^|}]+)\|([^}]*)\}\}")
@@ -140,12 +155,19 @@ def quote(match: re.Match) -> str:
 def generated(page: str) -> str:
     """A book page with its {{name}} blocks of GENERATED and its {{json:...}} quotes filled in."""
     page = QUOTE.sub(quote, page)
-    for name, cmd in GENERATED.items():
+    for name, make in GENERATED.items():
         if "{{" + name + "}}" in page:
-            text = subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, capture_output=True,
-                                  text=True).stdout.strip()
-            page = page.replace("{{" + name + "}}", text)
+            page = page.replace("{{" + name + "}}", make())
     return page
+
+
+def repository_url() -> str:
+    return configured_from(yaml.safe_load((ROOT / "_config.yml").read_text()))
+
+
+def stage_page(name: str, url: str) -> None:
+    """book/NAME into the staged book, its {{...}} filled: the address, GENERATED tables, quotes."""
+    (STAGE / "book" / name).write_text(generated(fill((ROOT / "book" / name).read_text(), url)))
 
 
 def stage() -> None:
@@ -155,14 +177,14 @@ def stage() -> None:
         shutil.rmtree(STAGE)
     (STAGE / "notebooks").mkdir(parents=True)
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url = configured_from(config)
+    url = repository_url()
     staged = offline_config(stage_config(config))
     (STAGE / "_config.yml").write_text(yaml.safe_dump(staged, sort_keys=False, allow_unicode=True))
     vendor()
     shutil.copy(ROOT / "_toc.yml", STAGE / "_toc.yml")
     shutil.copytree(ROOT / "book", STAGE / "book")
     for page in (STAGE / "book").glob("*.md"):
-        page.write_text(generated(fill(page.read_text(), url)))
+        stage_page(page.name, url)
     if is_placeholder(url):
         intro = STAGE / "book" / "intro.md"
         title, rest = intro.read_text().split("\n", 1)
@@ -235,11 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="papermill's execution timeout per cell, s")
     p.add_argument("--update-baselines", action="store_true")
     p.add_argument("--no-build", action="store_true", help="run and compare only")
-    p.add_argument("--minutes", action="store_true", help="print the chapters' measured minutes as a table")
     a = p.parse_args(argv)
-    if a.minutes:
-        print(minutes_table())
-        return 0
     mode = "smoke" if a.smoke else "full"
     notebooks = sorted((ROOT / "notebooks").glob("ch*.ipynb"))
     if a.only:
@@ -268,8 +286,7 @@ def main(argv=None) -> int:
         print("\n".join(["", "regressions / problems:"] + failures), file=sys.stderr)
         return 1
     if not a.smoke:   # the instructors page states the minutes this run just measured
-        page = STAGE / "book" / "instructors.md"
-        page.write_text(generated((ROOT / "book" / "instructors.md").read_text()))
+        stage_page("instructors.md", repository_url())
     if not a.no_build:
         t0 = time.time()
         r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])
