@@ -181,23 +181,12 @@ def test_cag_transfers_to_the_judge_and_eq1_does_not():
     assert accuracy(b.judge, cag.reconstructions, t) >= 0.7         # CaG's images are recognised
 
 
-def filled_page(name: str) -> tuple[str, str]:
-    """A book page as written, and as the build fills it ({{name}} tables, {{json:...}} quotes)."""
-    import sys
-    from pathlib import Path
-    root = Path(__file__).parents[1]
-    sys.path.insert(0, str(root / "scripts"))
-    import build_book
-    page = (root / "book" / name).read_text()
-    return page, build_book.generated(page)
-
-
-def test_book_shows_the_committed_ablation():
+def test_book_shows_the_committed_ablation(book_page):
     from pathlib import Path
 
     from cag_lib.metrics import ablation_markdown
     root = Path(__file__).parents[1]
-    page, filled = filled_page("ablation.md")
+    page, filled = book_page("ablation.md")
     assert "{{ablation_80}}" in page and "{{" not in filled
     assert ablation_markdown(root / "benchmarks" / "results" / "ablation_fmnist.json") in filled
 
@@ -213,13 +202,13 @@ def test_recipes_are_the_documented_switches():
         recipe("eq2")
 
 
-def test_book_quotes_the_stronger_classic_baseline_as_measured():
+def test_book_quotes_the_stronger_classic_baseline_as_measured(book_page):
     import json
     from pathlib import Path
     root = Path(__file__).parents[1]
     row = json.loads((root / "benchmarks" / "results" / "ablation_fmnist_classic.json").read_text())["rows"]
     row = row["classic: ens+prog+blur+jitter+TV"]
-    page, filled = filled_page("ablation.md")
+    page, filled = book_page("ablation.md")
     for key in ("judge_acc", "judge_conf", "diversity", "fd"):
         assert f"{row[key]:.3f}" in filled and f"{row[key]:.3f}" not in page, key     # quoted, not typed
 

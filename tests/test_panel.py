@@ -21,15 +21,6 @@ PANEL = results_dir() / "panel_fmnist.json"
 ROOT = Path(__file__).parents[1]
 
 
-def page_as_built() -> tuple[str, str]:
-    """book/ablation.md as written, and as the build fills it (its tables printed from the JSON)."""
-    import sys
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import build_book
-    page = (ROOT / "book" / "ablation.md").read_text()
-    return page, build_book.generated(page)
-
-
 @pytest.fixture(scope="module")
 def report():
     return json.loads(PANEL.read_text())
@@ -64,9 +55,10 @@ def test_stored_samples_rescore_to_the_stored_numbers(report):
                 assert v == pytest.approx(row[j][k], rel=1e-6, abs=1e-9), (name, j, k)
 
 
-def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
+def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report, book_page):
     """book/ablation.md shows `python benchmarks/panel.py table` and says, in words, what it shows."""
-    assert "{{panel_ablation}}" in page_as_built()[0] and ablation_table(report) in page_as_built()[1]
+    page, filled = book_page("ablation.md")
+    assert "{{panel_ablation}}" in page and ablation_table(report) in filled
     rows = report["rows"]
     cag, x, eq1 = rows["CaG full, 250 steps, g(x)"], rows["CaG full, 250 steps, x"], rows["eq. 1"]
     classic, greal = rows["classic (every prior, no MAE)"], rows["g(real)"]
@@ -88,11 +80,12 @@ def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report):
     assert cag["test_mean"]["precision"] < 0.5 and cag["test_mean"]["recall"] < 0.5
 
 
-def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report):
+def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report, book_page):
     """book/ablation.md's N = 1,000 full-minus-one table is the JSON's, and what it says holds for
     every judge: the MAE first, progressive second, distribution and ensemble help, and the
     diversity loss costs accuracy but buys diversity and recall."""
-    assert "{{panel_minus_one}}" in page_as_built()[0] and minus_one_table(report) in page_as_built()[1]
+    page, filled = book_page("ablation.md")
+    assert "{{panel_minus_one}}" in page and minus_one_table(report) in filled
     rows = report["rows"]
     full = rows["CaG full, 250 steps, g(x), bf16"]
     minus = {n: rows[f"{n}, bf16"] for n in MINUS_ONE}

@@ -62,18 +62,15 @@ def test_lab_notes_claims_hold():
     assert div[tr.SAMPLER_ROW] < div["real images"]
 
 
-def test_the_lab_page_prints_every_table_and_types_no_number():
-    import sys
-    sys.path.insert(0, str(ROOT / "scripts"))
+def test_the_lab_page_prints_every_table_and_types_no_number(book_page):
     import build_book
-    page = (ROOT / "book" / "clip_lab.md").read_text()
+    page, filled = book_page("clip_lab.md")
     names = set(re.findall(r"\{\{(clip_lab_\w+)\}\}", page))
     assert names == {k for k in build_book.GENERATED if k.startswith("clip_lab_")}
     assert tuple(tr.lab_tables()) == tr.LAB_TABLES
     prose = re.sub(r"`[^`]*`", "", page)                 # commands may carry numbers (--adv-eps 0.5)
     typed = [n for n in re.findall(r"\b0\.\d{2,}\b", prose) if n not in ("0.75", "0.08", "0.05")]  # error bars
     assert not typed, f"typed results on the lab page: {typed}"
-    filled = build_book.generated(page)
     assert "{{" not in filled and f"| {sc(tr.SEEN + 'robust8'):.3f} |" in filled
 
 
