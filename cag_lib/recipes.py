@@ -24,19 +24,22 @@ FULL = GenerateConfig()  # MAE, 8->16->32, ensemble, diversity + distribution lo
 EQ1 = replace(FULL, use_mae=False, resolutions=(32,), classifiers=(0,), diversity_weight=0,
               distribution_weight=0, blur_sigma=0)
 
+# the chapters' cumulative arc (ARC below): each adds one part to the one before, and the last one plus
+# the blur of the gradient is "CaG full" (chapters 5, 6 and 7)
+MAE_STAGES = replace(EQ1, use_mae=True, resolutions=FULL.resolutions)
+MAE_STAGES_LOSSES = replace(MAE_STAGES, diversity_weight=FULL.diversity_weight,
+                            distribution_weight=FULL.distribution_weight)
+MAE_STAGES_LOSSES_ENSEMBLE = replace(MAE_STAGES_LOSSES, classifiers=FULL.classifiers)
+
 RECIPES = {
     "eq1": EQ1,
     # the classic feature-visualisation control: no MAE, ensemble + progressive + blur
     "no-MAE control (ens+prog+blur)": replace(FULL, use_mae=False, blur_sigma=1.0, diversity_weight=0,
                                               distribution_weight=0),
     "CaG (MAE only)": replace(EQ1, use_mae=True),
-    # the chapters' cumulative arc: each adds one part to the one before, and the last one plus the
-    # blur of the gradient is "CaG full" (chapters 5, 6 and 7)
-    "MAE + stages": replace(EQ1, use_mae=True, resolutions=FULL.resolutions),
-    "MAE + stages + losses": replace(EQ1, use_mae=True, resolutions=FULL.resolutions,
-                                     diversity_weight=FULL.diversity_weight,
-                                     distribution_weight=FULL.distribution_weight),
-    "MAE + stages + losses + ensemble": replace(FULL, blur_sigma=0),
+    "MAE + stages": MAE_STAGES,
+    "MAE + stages + losses": MAE_STAGES_LOSSES,
+    "MAE + stages + losses + ensemble": MAE_STAGES_LOSSES_ENSEMBLE,
     "CaG full": FULL,
     "full - MAE": replace(FULL, use_mae=False),
     "full - progressive": replace(FULL, resolutions=(32,)),
