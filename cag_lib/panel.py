@@ -146,17 +146,26 @@ ABLATION_ROWS = ("real", "g(real)", "CaG full, 250 steps, g(x)", "CaG full, 250 
                  "classic (every prior, no MAE)", "eq. 1")
 
 
+def _judged(r: dict) -> tuple[str, str, str]:
+    """A stored row's cells that both ablation tables show: the validation judge's accuracy, the
+    test judges' mean accuracy (range) and mean FD (range)."""
+    t = r["test_mean"]
+    return (f"{r['validation']['acc']:.3f}", f"{t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f})",
+            f"{t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f})")
+
+
 def ablation_table(report: dict, rows=ABLATION_ROWS) -> str:
-    """The ablation page's panel table (rows of the panel's report, benchmarks/results/panel_fmnist.json): validation judge, then the test judges' mean and range."""
+    """The ablation page's panel table (rows of benchmarks/results/panel_fmnist.json): validation
+    judge, then the test judges' mean and range."""
     lines = ["| method (N = 1,000) | validation judge acc | test judges acc (range) | test judges FD (range) "
              "| precision | recall |", "|---|---|---|---|---|---|"]
     for name in rows:
         r = report["rows"].get(name)
         if r is None:
             continue
+        val, acc, fd = _judged(r)
         t = r["test_mean"]
-        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
-                     f"| {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['precision']:.2f} | {t['recall']:.2f} |")
+        lines.append(f"| {name} | {val} | {acc} | {fd} | {t['precision']:.2f} | {t['recall']:.2f} |")
     return "\n".join(lines)
 
 
@@ -176,11 +185,10 @@ def minus_one_table(report: dict) -> str:
     for name, r in named:
         if r is None:
             continue
+        val, acc, fd = _judged(r)
         t = r["test_mean"]
         change = "" if name.startswith("real") else f"{t['acc'] - full['test_mean']['acc']:+.3f}"
-        lines.append(f"| {name} | {r['validation']['acc']:.3f} | {t['acc']:.3f} ({t['acc_min']:.3f}–{t['acc_max']:.3f}) "
-                     f"| {change} | {t['fd']:.1f} ({t['fd_min']:.1f}–{t['fd_max']:.1f}) | {t['diversity']:.2f} "
-                     f"| {t['recall']:.2f} |")
+        lines.append(f"| {name} | {val} | {acc} | {change} | {fd} | {t['diversity']:.2f} | {t['recall']:.2f} |")
     return "\n".join(lines)
 
 

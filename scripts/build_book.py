@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 from repository import NOTICE, configured_from, fill, is_placeholder, stage_config
 
@@ -224,9 +226,6 @@ def give_the_redirect_a_favicon(html: Path) -> None:
 
 def record_minutes(name: str, seconds: float, path: Path = MINUTES) -> None:
     """Keep one full run's wall time per chapter (other chapters' entries stay), with the machine."""
-    import platform
-
-    import torch
     record = json.loads(path.read_text()) if path.exists() else {}
     record[name] = {"seconds": round(seconds, 1), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "gpu": torch.cuda.is_available(), "machine": platform.machine(),
