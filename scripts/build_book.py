@@ -10,7 +10,8 @@ Steps:
 1. Stage the book in _build/site (_config.yml, _toc.yml, book/), the pages' {{...}} blocks filled
    in: the repository's address, and tables printed from the stored results (GENERATED); MathJax and
    the widgets' JavaScript copied from node_modules into its _static (VENDOR), so pages render offline.
-2. Run each notebooks/*.ipynb with papermill (parameters smoke and out; an explicit execution
+2. Run each notebooks/*.ipynb with papermill (parameters smoke, out and strict=True: a claim of
+   the prose that the run does not bear out fails it, cag_lib.claims; an explicit execution
    timeout per cell) into _build/site/notebooks/. A notebook that writes to stderr fails the run:
    readers should not see warnings. A full run records each chapter's wall time and machine in
    notebooks/baselines/minutes.json, which the instructors page prints ({{chapter_minutes}}).
@@ -199,7 +200,7 @@ def run_notebook(src: Path, smoke: bool, timeout: int) -> tuple[Path, float]:
     out = STAGE / "outputs" / src.stem
     dst = STAGE / "notebooks" / src.name
     t0 = time.time()
-    pm.execute_notebook(str(src), str(dst), parameters={"smoke": smoke, "out": f"outputs/{src.stem}"},
+    pm.execute_notebook(str(src), str(dst), parameters={"smoke": smoke, "strict": True, "out": f"outputs/{src.stem}"},
                         cwd=str(STAGE), kernel_name="python3", execution_timeout=timeout, progress_bar=False)
     hide_injected_parameters(dst)
     return out, time.time() - t0
