@@ -274,6 +274,39 @@ def test_seeded_runs_reproduce_the_stored_outputs(name):
         assert d <= tolerances[k]["tol"], f"{name}, {k}: {MEASURES[k]} {d:.2e} > {tolerances[k]['tol']:.2e}"
 
 
+def _fixed_mask(monkeypatch):
+    from cag_lib.generate import Forward
+    masks = Forward.masks
+    monkeypatch.setattr(Forward, "masks", lambda self, *a: [masks(self, *a)[0]] * a[1])
+
+
+def _diversity_sign(monkeypatch):
+    import cag_lib.objectives as o
+    loss = o.diversity_loss
+    monkeypatch.setattr(o, "diversity_loss", lambda *a, **k: -loss(*a, **k))
+
+
+def _stage_from_noise(monkeypatch):
+    import importlib
+    g = importlib.import_module("cag_lib.generate")   # the module: cag_lib.generate is also the function
+    fresh = lambda x, res: (0.5 + 0.1 * torch.randn(*x.shape[:2], res, res)).clamp(0, 1)  # noqa: E731
+    monkeypatch.setattr(g, "resize", lambda x, res: fresh(x, res) if x.shape[-1] != res else x)
+
+
+@pytest.mark.parametrize("bug", [_fixed_mask, _diversity_sign, _stage_from_noise])
+def test_the_stored_run_comparison_catches_a_subtly_wrong_sampler(bug, monkeypatch):
+    """The tolerances are loose enough for another CPU and still fail the full recipe's seeded
+    run when the sampler is subtly wrong: one mask for every step, eq. 4's sign flipped, a stage
+    that restarts from noise instead of the previous stage's images."""
+    ref = torch.load(STORE, weights_only=True)["CaG full"]
+    tol = SPREAD["reference_runs"]["CaG full"]
+    torch.set_num_threads(1)
+    bug(monkeypatch)
+    out = run("CaG full")
+    failed = [k for k in ref if difference(k, out[k], ref[k]) > tol[k]["tol"]]
+    assert failed, "a deliberately broken sampler passed the stored-run comparison"
+
+
 def test_every_stored_run_and_key_has_a_measured_tolerance():
     """A run or key added to reference_runs.py joins the spread record (scripts/kernel_spread.py
     runs), measured on at least three kernel paths, with the stated margin."""
