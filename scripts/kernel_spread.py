@@ -9,6 +9,7 @@ machine, each in a fresh process with the path's environment, and keeps the spre
     python scripts/kernel_spread.py panel   # the stored sample sets re-scored -> the same file
     python scripts/kernel_spread.py smoke   # every chapter's smoke metrics -> notebooks/baselines/kernel_spread.json
     python scripts/kernel_spread.py smoke --apply   # then set the smoke baselines' tolerances from it
+    python scripts/kernel_spread.py full [--apply]  # after make book: its numbers next to the stored ones
 
 A path's entries are replaced when it is measured again and kept otherwise, so a spread measured
 on another machine (e.g. "earlier CPU": the stored numbers' own machine) stays in the record.
@@ -192,9 +193,70 @@ def apply_smoke(record: dict) -> None:
         print("tolerances set in", path.relative_to(ROOT))
 
 
+# ---- the chapters' full runs (scripts/build_book.py, make book) ---------------------------------
+# A full run is hundreds of steps long: on another CPU its pictures are other draws of the same
+# sampler, so an accuracy on its n pictures moves by sampling noise, not by rounding. Such a key's
+# tolerance is at least three standard errors of the difference of two such accuracies.
+NO_CHECK = 0.35     # a tolerance this wide on a proportion checks nothing
+NOT_GENERATED = ("rec_judge_acc", "zero_shot", "real scenes", "MAE g(real", "diffusion classifier|")
+
+
+def images_per_row(nb: str) -> int:
+    """per_class x 10 classes, from the chapter's parameters cell."""
+    cells = json.loads((ROOT / "notebooks" / f"{nb}.ipynb").read_text())["cells"]
+    params = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+    per_class = next(int(line.split("=")[1].split("#")[0]) for line in params.splitlines()
+                     if line.startswith("per_class"))
+    return per_class * 10
+
+
+def sampling_tolerance(p: float, n: int) -> float:
+    p = min(max(p, 0.1), 0.9)    # a proportion at 0 or 1 on a few images still moves on other draws
+    return round(3 * (2 * p * (1 - p) / n) ** 0.5, 3)
+
+
+def measure_full(record: dict) -> dict:
+    """The last full run's metrics (_build/site/outputs, this machine) next to the stored full
+    baselines (their own machine: "earlier CPU")."""
+    full = record.setdefault("full", {})
+    for f in sorted((ROOT / "_build" / "site" / "outputs").glob("*/metrics.json")):
+        base_path = ROOT / "notebooks" / "baselines" / f"{f.parent.name}.full.json"
+        base = json.loads(base_path.read_text()) if base_path.exists() else {}
+        for key, v in json.loads(f.read_text()).items():
+            if key in base:
+                entry = full.setdefault(f.parent.name, {}).setdefault(key, {})
+                entry.setdefault("earlier CPU", base[key]["value"])
+                entry["native"] = v
+    return record
+
+
+def apply_full(record: dict) -> None:
+    """An accuracy of generated pictures: at least three standard errors of a difference at the
+    chapter's n (a key whose tolerance would reach NO_CHECK is no check and leaves the baseline);
+    any other key: MARGIN x its spread, where that is more than the stated tolerance."""
+    for nb, keys in record["full"].items():
+        path = ROOT / "notebooks" / "baselines" / f"{nb}.full.json"
+        base, n = json.loads(path.read_text()), images_per_row(nb)
+        generated = nb.split("_")[0] not in ("ch1", "ch10")   # those two judge real or stored images
+        for key, seen in keys.items():
+            if key not in base:
+                continue
+            if generated and key.endswith("_acc") and not key.startswith(NOT_GENERATED):
+                tol = sampling_tolerance(sum(seen.values()) / len(seen), n)
+                if tol >= NO_CHECK:
+                    print(f"{nb}: {key} on {n} pictures per row is no regression check (±{tol}): dropped")
+                    del base[key]
+                    continue
+            else:
+                tol = round(MARGIN * (max(seen.values()) - min(seen.values())) + 5e-5, 4)
+            base[key]["tol"] = max(base[key]["tol"], tol)
+        path.write_text(json.dumps(base, indent=2) + "\n")
+        print("tolerances set in", path.relative_to(ROOT))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["runs", "panel", "smoke", "earlier", "_rescore"])
+    p.add_argument("what", choices=["runs", "panel", "smoke", "full", "earlier", "_rescore"])
     p.add_argument("file", nargs="?", type=Path, help="earlier: an earlier reference_runs.pt; _rescore: out")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     p.add_argument("--apply", action="store_true", help="smoke: set the baselines' tolerances")
@@ -202,6 +264,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.what == "_rescore":
         rescore(a.file)
+        return 0
+    if a.what == "full":   # after `make book`: reads its outputs, runs nothing
+        record = measure_full(load(SMOKE_SPREAD)) if not a.apply else load(SMOKE_SPREAD)
+        save(SMOKE_SPREAD, record)
+        if a.apply:
+            apply_full(record)
         return 0
     if a.what == "smoke":
         record = measure_smoke(a.paths, a.only) if not a.apply else load(SMOKE_SPREAD)
