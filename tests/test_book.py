@@ -44,6 +44,17 @@ def test_every_smoke_tolerance_covers_the_measured_spread_across_kernel_paths():
             assert ref["tol"] >= record["margin"] * (max(seen) - min(seen)) - 1e-4, (nb, key, ref, by_path)
 
 
+def test_notebook_code_lines_fit_88_columns():
+    """The book shows 88 columns of code without scrolling (book.css); the browser check finds a
+    longer line only after a full build, this finds it at once."""
+    import json
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for c in json.loads(nb.read_text())["cells"]:
+            if c["cell_type"] == "code":
+                long = [line for line in "".join(c["source"]).splitlines() if len(line) > 88]
+                assert not long, (nb.name, long)
+
+
 def test_notebooks_are_committed_without_outputs_and_with_parameters():
     import json
     for nb in sorted((ROOT / "notebooks").glob("ch*.ipynb")):
