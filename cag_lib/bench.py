@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .files import read_json
 from .generate import generate
 from .imagenet import load_imagenet_bundle
 
@@ -66,7 +67,7 @@ def merged_rows(path, report: dict) -> dict:
     path = Path(path)
     if not path.exists():
         return report
-    old = json.loads(path.read_text())
+    old = read_json(path, "restore it (git checkout) or move it away; this run then writes a new one")
     earlier = old.get("earlier_commands", []) + ([old["command"]] if "command" in old else [])
     return {**report, "rows": {**old.get("rows", {}), **report["rows"]}, "earlier_commands": earlier}
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from .errors import require_hub
+from .files import read_or_explain
 from .models import ClassifierOutput
 
 CONFIG_DIR = Path(__file__).parent / "clip_configs"
@@ -64,10 +65,12 @@ def create_clip(name: str = SHAPES_CLIP, pretrained: str | None = None, checkpoi
 
 
 def load_state(path) -> dict:
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return {k: v.float() for k, v in load_file(str(path)).items()}
-    return torch.load(path, map_location="cpu", weights_only=True)
+    def read(p: Path) -> dict:
+        if p.suffix == ".safetensors":
+            return {k: v.float() for k, v in load_file(str(p)).items()}
+        return torch.load(p, map_location="cpu", weights_only=True)
+    return read_or_explain(Path(path), read, "a CLIP state dict (.safetensors or torch)",
+                           "write it again (torch.save(model.state_dict(), path)) or give another file")
 
 
 def text_weights(model, tokenizer, classes: Sequence[str], templates: Sequence[str] = ("{}",)) -> torch.Tensor:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import is_offline
+from .errors import CorruptFileError, is_offline
 
 FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -32,7 +33,7 @@ class DataNotFoundError(FileNotFoundError):
     """Raised when a data set is neither on disk nor downloadable."""
 
 
-class CorruptDataError(ValueError):
+class CorruptDataError(CorruptFileError):
     """A data file that exists but cannot be read; the message names it."""
 
 
@@ -44,7 +45,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:   # gzip.BadGzipFile, a truncated stream
+    except (OSError, EOFError, zlib.error) as e:   # gzip.BadGzipFile, a truncated or damaged stream
         raise CorruptDataError(f"{path} cannot be read ({type(e).__name__}: {e}){fix}") from None
     if len(data) < 4 or data[0] * 256 + data[1] != 0 or data[2] != 0x08:
         raise CorruptDataError(f"{path} is not an unsigned-byte IDX file{fix}")

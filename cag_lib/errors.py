@@ -15,6 +15,11 @@ class OfflineError(RuntimeError):
     """Weights that need the internet, asked for without it."""
 
 
+class CorruptFileError(ValueError):
+    """A file the library reads is there but damaged, truncated, empty or of another kind; the
+    message names the file, says what is wrong with it and how to mend it."""
+
+
 class NonFiniteError(FloatingPointError):
     """The sampler's objective or images became inf or NaN."""
 

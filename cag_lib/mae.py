@@ -11,6 +11,7 @@ Unlike the official module, this one takes and returns images in pixel space, (B
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +19,9 @@ import torch
 import torch.nn as nn
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
+
+from .errors import CorruptFileError
+from .files import read_or_explain
 
 
 def sincos_pos_embed_2d(dim: int, grid_size: int, cls_token: bool = True) -> np.ndarray:
@@ -198,14 +202,20 @@ class MaskedAutoencoder(nn.Module):
         return torch.einsum("nhwpq->nhpwq", m.reshape(-1, h, h, p, p)).reshape(-1, 1, h * p, h * p)
 
 
+def _read_state(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("model", state) if isinstance(state, dict) else state
+
+
 def load_checkpoint(model: MaskedAutoencoder, path: str, strict: bool = True) -> MaskedAutoencoder:
     """Load an official-layout checkpoint (a .pth holding {'model': state_dict}, or a bare state dict,
     or a .safetensors file) into `model`; returns the model."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state)
+    state = read_or_explain(path, _read_state, "a MAE checkpoint (.pth or .safetensors)",
+                            "download it again (the official MAE: mae_pretrain_vit_base.pth)")
+    if not isinstance(state, dict):
+        raise CorruptFileError(f"{path} holds a {type(state).__name__}, not a state dict; give a MAE checkpoint")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=strict)
     return model

@@ -8,6 +8,7 @@ import warnings
 import torch
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from .files import read_json
 from .models import accuracy, predict
 from .stats import features
 
@@ -167,9 +168,9 @@ def markdown_table(rows: dict, digits: int = 3, skip: tuple = (), first: str = "
 
 def ablation_markdown(path: str) -> str:
     """The table of a benchmarks/ablation.py JSON as the book shows it (real diversity is stated apart)."""
-    import json
-    from pathlib import Path
-    return markdown_table(json.loads(Path(path).read_text())["rows"], skip=("real_diversity",))
+    report = read_json(path, "restore it (in a clone: git checkout benchmarks/results) or write it again "
+                       "with python benchmarks/ablation.py", "an ablation result (JSON)")
+    return markdown_table(report["rows"], skip=("real_diversity",))
 
 
 if __name__ == "__main__":  # python -m cag_lib.metrics benchmarks/results/ablation_fmnist.json

@@ -27,6 +27,8 @@ import torch
 
 from . import zoo
 from .data import load_world
+from .errors import CorruptFileError
+from .files import read_json, read_npz, read_or_explain
 from .metrics import (frechet_distance, gaussian_stats, inception_score, intra_class_diversity,
                       kid_from_features, knn_radii, precision_recall)
 from .models import predict
@@ -47,6 +49,9 @@ def results_dir() -> Path:
     return path
 
 
+RESTORE = "restore it (in a clone: git checkout benchmarks/results) or write it again: python benchmarks/panel.py"
+
+
 def set_slug(row: str) -> str:
     """A stored sample set's file name for a row name: "CaG full, 250 steps, g(x)" -> cag_full_250_steps_g_x."""
     return "".join(c if c.isalnum() else "_" for c in row).strip("_").lower()
@@ -55,9 +60,13 @@ def set_slug(row: str) -> str:
 def load_sample_set(row: str, folder: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(images (N, C, H, W) in [0, 1], targets (N,), how they were made) of a stored sample set."""
     path = (folder or results_dir() / "samples") / f"{set_slug(row)}.npz"
-    with np.load(path) as s:
-        return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
-                json.loads(str(s["meta"])))
+    mend = (f"restore it (in a clone: git checkout {path.name} in benchmarks/results/samples) or make it "
+            f"again: python benchmarks/panel.py make {row!r}")
+    s = read_npz(path, mend, "a stored sample set")
+    if not {"images", "targets", "meta"} <= set(s):
+        raise CorruptFileError(f"{path} is not a stored sample set (it has {sorted(s)}); {mend}")
+    return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
+            read_or_explain(path, lambda _: json.loads(str(s["meta"])), "a sample set's metadata", mend))
 
 
 def load_judges(bundle, device="cpu") -> dict:
@@ -194,5 +203,5 @@ def minus_one_table(report: dict) -> str:
 
 if __name__ == "__main__":  # the ablation page's two tables: python -m cag_lib.panel ablation|minus_one
     import sys
-    stored = json.loads((results_dir() / "panel_fmnist.json").read_text())
+    stored = read_json(results_dir() / "panel_fmnist.json", RESTORE)
     print({"ablation": ablation_table, "minus_one": minus_one_table}[sys.argv[1]](stored))

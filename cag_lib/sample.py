@@ -36,6 +36,8 @@ from . import __version__, zoo
 from .shapes_text import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_judges, load_text_bundle
 from .data import load_world
 from .diffusion import sample_images
+from .errors import CorruptFileError
+from .files import read_json
 from .generate import GenerateConfig, generate
 from .imagenet import imagenet_preset, load_imagenet_bundle
 from .metrics import evaluate, kernel_distance
@@ -239,11 +241,11 @@ def check_manifest(out: Path, spec: RunSpec, about: dict) -> None:
         text = json.dumps({"run": spec.identity(), "run_id": spec.run_id(), **about}, indent=2) + "\n"
         write_atomic(path, lambda f: f.write(text.encode()))
         return
-    try:
-        have = json.loads(path.read_text())["run"]
-    except (ValueError, KeyError) as e:
-        raise RunMismatchError(f"{path} is not a run manifest of cag_lib.sample ({e}); "
-                               "point --out at another folder") from None
+    mend = "point --out at another folder, or delete the folder to start this run afresh there"
+    have = read_json(path, mend, "a run manifest of cag_lib.sample")
+    if not isinstance(have, dict) or not isinstance(have.get("run"), dict):
+        raise CorruptFileError(f"{path} is not a run manifest of cag_lib.sample; {mend}")
+    have = have["run"]
     want = spec.identity()
     diff = [f"{k} (there: {have.get(k)!r:.80}, here: {want[k]!r:.80})" for k in want if have.get(k) != want[k]]
     if diff:

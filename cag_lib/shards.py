@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import CorruptFileError
+from .files import read_npz
 from .generate import initial_images
 
+MEND = "delete it and the same command makes it again"
 
-class CorruptShardError(ValueError):
+
+class CorruptShardError(CorruptFileError):
     """A shard file that cannot be read back or does not hold the jobs it should."""
 
 
@@ -80,18 +84,17 @@ def save_npz(path: Path, arrays: dict) -> None:
 def read_shard(path: Path, shard: Shard, run_id: str) -> dict:
     """A finished shard's arrays; CorruptShardError if the file is damaged or holds other jobs."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # truncated zip, bad CRC, not an npz at all
-        raise CorruptShardError(f"{path.name} cannot be read ({type(e).__name__}: {e})") from None
+        arrays = read_npz(path, MEND, "a sample shard")
+    except CorruptFileError as e:   # truncated zip, bad CRC, not an npz at all
+        raise CorruptShardError(str(e)) from None
     need = {"images", "targets", "indices", "seeds", "run_id"}
     if not need <= set(arrays):
-        raise CorruptShardError(f"{path.name} lacks {sorted(need - set(arrays))}")
+        raise CorruptShardError(f"{path} lacks {sorted(need - set(arrays))}; {MEND}")
     if str(arrays["run_id"]) != run_id:
-        raise CorruptShardError(f"{path.name} belongs to another run ({arrays['run_id']})")
+        raise CorruptShardError(f"{path} belongs to another run ({arrays['run_id']}); {MEND}")
     if arrays["indices"].tolist() != shard.indices or set(arrays["targets"].tolist()) != {shard.cls} \
             or len(arrays["images"]) != len(shard.indices):
-        raise CorruptShardError(f"{path.name} does not hold the jobs of shard {shard.name}")
+        raise CorruptShardError(f"{path} does not hold the jobs of shard {shard.name}; {MEND}")
     return arrays
 
 

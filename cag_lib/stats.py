@@ -8,10 +8,17 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import load_world
+from .files import load_checked, save_checked
 from .losses import gram_matrix
 from .models import batched_outputs
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cag_lib" / "stats"
+MEND = "delete it and the next run measures the statistics again"
+
+
+def _cache(key: str, suffix: str = "") -> Path:
+    """The cache file of a statistic (checksummed: cag_lib.files.save_checked)."""
+    return CACHE / f"{key}{suffix}.checked.pt"
 
 
 def features(model, images: torch.Tensor, batch_size: int = 500, desc: str | None = None) -> torch.Tensor:
@@ -23,16 +30,15 @@ def class_feature_stats(model, images: torch.Tensor, labels: torch.Tensor, num_c
                         cache_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (K, D), std (K, D)) of h(x) per class over real images; cached under cache_key if given
     (use something that names the model's weights, e.g. its sha256)."""
-    path = CACHE / f"{cache_key}.pt" if cache_key else None
+    path = _cache(cache_key) if cache_key else None
     if path is not None and path.exists():
-        d = torch.load(path, weights_only=True)
+        d = load_checked(path, MEND, "class feature statistics")
         return d["mean"], d["std"]
     f = features(model, images, desc=f"class statistics ({getattr(model, 'name', 'model')})")
     mean = torch.stack([f[labels == c].mean(0) for c in range(num_classes)])
     std = torch.stack([f[labels == c].std(0) for c in range(num_classes)])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"mean": mean, "std": std}, path)
+        save_checked(path, {"mean": mean, "std": std})
     return mean, std
 
 
@@ -50,7 +56,7 @@ def _bundle_statistic(measure, bundle, index: int, n: int, suffix: str):
     """measure(clf, images, labels, K, key) on the first n training images, or from its cache."""
     clf = bundle.classifiers[index]
     key = f"{bundle.name}_{clf.name}_{bundle.manifest[clf.name]['sha256'][:12]}_n{n}"
-    if (CACHE / f"{key}{suffix}.pt").exists():
+    if _cache(key, suffix).exists():
         return measure(clf, None, None, len(bundle.class_names), key)
     x, y = load_world(bundle.spec.world, "train", n)
     return measure(clf, x, y, len(bundle.class_names), key)
@@ -60,17 +66,16 @@ def _bundle_statistic(measure, bundle, index: int, n: int, suffix: str):
 def class_gram_stats(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      cache_key: str | None = None, batch_size: int = 500) -> torch.Tensor:
     """Mean Gram matrix of the last feature map per class over real images: (K, C, C); cached."""
-    path = CACHE / f"{cache_key}_gram.pt" if cache_key else None
+    path = _cache(cache_key, "_gram") if cache_key else None
     if path is not None and path.exists():
-        return torch.load(path, weights_only=True)
+        return load_checked(path, MEND, "class Gram matrices")["grams"]
     device = next(model.parameters()).device
     starts = tqdm(range(0, len(images), batch_size), desc=f"class Gram matrices ({model.name})", leave=False)
     grams = torch.cat([gram_matrix(model.forward_with_map(images[i:i + batch_size].to(device))[1].float()).cpu()
                        for i in starts])
     out = torch.stack([grams[labels == c].mean(0) for c in range(num_classes)])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, path)
+        save_checked(path, {"grams": out})
     return out
 
 

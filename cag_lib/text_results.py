@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
+from .files import read_json
 from .metrics import markdown_table
 from .panel import results_dir
 
@@ -67,11 +68,11 @@ LAB_TABLES = ("gpu", "knobs", "sizes", "size_means", "held_out_sizes", "held_out
 def report(name: str) -> dict:
     """One stored run (a file name under benchmarks/results, ".json" optional)."""
     path = results_dir() / (name if name.endswith(".json") else name + ".json")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise FileNotFoundError(f"{path}: not a readable text-to-image result ({e}); it is written "
-                                "by benchmarks/text_to_image.py --json") from None
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such text-to-image result; it is written by "
+                                "benchmarks/text_to_image.py --json")
+    return read_json(path, "restore it (in a clone: git checkout benchmarks/results) or write it again "
+                     "with benchmarks/text_to_image.py --json", "a text-to-image result (JSON)")
 
 
 def row(name: str, key: str = SAMPLER_ROW, extra: tuple = ()) -> dict:

@@ -26,7 +26,8 @@ from .bundles import lookup_class
 from .clip import create_clip, expand_token_embedding
 from .data import world_classes
 from .diffusion import ConditionalDiffusion
-from .errors import resolve_device
+from .errors import CorruptFileError, resolve_device
+from .files import read_json, read_or_explain
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .models import Classifier, Ensemble, arch_kwargs, build_network
@@ -52,7 +53,11 @@ BUNDLES = {
 }
 
 
-class ChecksumError(RuntimeError):
+REINSTALL = ("reinstall cag_lib (pip install --force-reinstall cag_lib; in a clone: "
+             "git checkout cag_lib/weights)")
+
+
+class ChecksumError(CorruptFileError, RuntimeError):
     pass
 
 
@@ -77,7 +82,12 @@ def sha256(path: str | Path) -> str:
 
 def read_manifest(weights_dir: str | Path | None = None) -> dict:
     path = Path(weights_dir or WEIGHTS_DIR) / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    manifest = read_json(path, REINSTALL, "the weights manifest (JSON)")
+    if not isinstance(manifest, dict):
+        raise CorruptFileError(f"{path} is not a weights manifest (a JSON object of bundles); {REINSTALL}")
+    return manifest
 
 
 @contextmanager
@@ -126,11 +136,13 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
     digest = sha256(path)
     if digest != entry["sha256"]:
         raise ChecksumError(f"checksum mismatch for {path}: manifest says {entry['sha256'][:12]}..., "
-                            f"file has {digest[:12]}...; the file is corrupt or was retrained without "
-                            "updating manifest.json")
+                            f"file has {digest[:12]}...; the file is damaged (or was retrained without "
+                            f"updating manifest.json): {REINSTALL}, or retrain it with: "
+                            f"{entry['training']['command']}")
     device = resolve_device(device)
     model = model_from_entry(entry)
-    state = {k: v if k.endswith(".ids") else v.float() for k, v in load_file(str(path)).items()}
+    state = read_or_explain(path, lambda p: load_file(str(p)), "safetensors weights", REINSTALL)
+    state = {k: v if k.endswith(".ids") else v.float() for k, v in state.items()}
     if entry["kind"] == "clip":   # shipped with only the token rows the world uses (shapes_text.prune_token_embedding)
         state = expand_token_embedding(state, model.token_embedding.num_embeddings)
     target = model.net if entry["kind"] == "classifier" else model
