@@ -29,8 +29,8 @@ def read_or_explain(path, read: Callable, what: str, mend: str):
     path = Path(path)
     try:
         return read(path)
-    except (FileNotFoundError, CorruptFileError):
-        raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError, CorruptFileError):
+        raise                # missing, unreadable or too big: not a damaged file
     except Exception as e:   # json, zip, pickle, safetensors, unicode: all mean a damaged file here
         size = path.stat().st_size if path.exists() else 0
         detail = str(e).split("\n")[0].split(". ")[0][:160]          # the first sentence of the cause

@@ -60,7 +60,7 @@ def set_slug(row: str) -> str:
 def load_sample_set(row: str, folder: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(images (N, C, H, W) in [0, 1], targets (N,), how they were made) of a stored sample set."""
     path = (folder or results_dir() / "samples") / f"{set_slug(row)}.npz"
-    mend = (f"restore it (in a clone: git checkout {path.name} in benchmarks/results/samples) or make it "
+    mend = (f"restore it (in a clone: git checkout benchmarks/results/samples/{path.name}) or make it "
             f"again: python benchmarks/panel.py make {row!r}")
     s = read_npz(path, mend, "a stored sample set")
     if not {"images", "targets", "meta"} <= set(s):

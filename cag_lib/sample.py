@@ -44,6 +44,7 @@ from .metrics import evaluate, kernel_distance
 from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
 from .recipes import RECIPES, recipe, shown_images
 from .recipes import parse_sets as parse_changes
+from .shards import MEND as SHARD_MEND
 from .shards import (CorruptShardError, Shard, job_seed, plan_shards, read_shard, save_npz, start_noise,  # noqa: F401
                      to_uint8, write_atomic)
 from .shapes import HELD_OUT, scene_prompt, scene_triple
@@ -265,7 +266,7 @@ def scan(out: Path, shards: list[Shard], run_id: str, redo: bool) -> list[Shard]
                 read_shard(path, sh, run_id)
                 continue
             except CorruptShardError as e:
-                print(f"corrupt shard: {e}; redoing it", flush=True)
+                print(f"corrupt shard: {str(e).replace('; ' + SHARD_MEND, '')}; redoing it", flush=True)
         path.unlink(missing_ok=True)
         pending.append(sh)
     return pending
