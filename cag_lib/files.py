@@ -38,8 +38,14 @@ def read_or_explain(path, read: Callable, what: str, mend: str):
         raise CorruptFileError(f"{path} {problem}; {mend}") from None
 
 
-def read_json(path, mend: str, what: str = "JSON"):
-    return read_or_explain(path, lambda p: json.loads(p.read_text(encoding="utf-8")), what, mend)
+def read_json(path, mend: str, what: str = "JSON") -> dict:
+    """A JSON object (every JSON file the library reads is one)."""
+    def read(p):
+        value = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(value, dict):
+            raise ValueError(f"it holds a JSON {type(value).__name__}, not an object")
+        return value
+    return read_or_explain(path, read, what, mend)
 
 
 def read_npz(path, mend: str, what: str = "a NumPy .npz archive") -> dict:

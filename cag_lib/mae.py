@@ -20,7 +20,6 @@ import torch.nn as nn
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
-from .errors import CorruptFileError
 from .files import read_or_explain
 
 
@@ -207,7 +206,9 @@ def _read_state(path: Path) -> dict:
         from safetensors.torch import load_file
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
+    return state.get("model", state)
 
 
 def load_checkpoint(model: MaskedAutoencoder, path: str, strict: bool = True) -> MaskedAutoencoder:
@@ -215,7 +216,5 @@ def load_checkpoint(model: MaskedAutoencoder, path: str, strict: bool = True) ->
     or a .safetensors file) into `model`; returns the model."""
     state = read_or_explain(path, _read_state, "a MAE checkpoint (.pth or .safetensors)",
                             "download it again (the official MAE: mae_pretrain_vit_base.pth)")
-    if not isinstance(state, dict):
-        raise CorruptFileError(f"{path} holds a {type(state).__name__}, not a state dict; give a MAE checkpoint")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=strict)
     return model

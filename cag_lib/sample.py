@@ -244,7 +244,7 @@ def check_manifest(out: Path, spec: RunSpec, about: dict) -> None:
         return
     mend = "point --out at another folder, or delete the folder to start this run afresh there"
     have = read_json(path, mend, "a run manifest of cag_lib.sample")
-    if not isinstance(have, dict) or not isinstance(have.get("run"), dict):
+    if not isinstance(have.get("run"), dict):
         raise CorruptFileError(f"{path} is not a run manifest of cag_lib.sample; {mend}")
     have = have["run"]
     want = spec.identity()

@@ -84,10 +84,7 @@ def read_manifest(weights_dir: str | Path | None = None) -> dict:
     path = Path(weights_dir or WEIGHTS_DIR) / "manifest.json"
     if not path.exists():
         return {}
-    manifest = read_json(path, REINSTALL, "the weights manifest (JSON)")
-    if not isinstance(manifest, dict):
-        raise CorruptFileError(f"{path} is not a weights manifest (a JSON object of bundles); {REINSTALL}")
-    return manifest
+    return read_json(path, REINSTALL, "the weights manifest (JSON)")
 
 
 @contextmanager

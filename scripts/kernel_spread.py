@@ -53,6 +53,11 @@ def tolerance(spreads, floor: float, margin: float = MARGIN) -> float:
     return float(max(margin * max(spreads, default=0.0), floor))
 
 
+def raised(stated: float, seen) -> float:
+    """A baseline's tolerance: the stated one, or MARGIN x the range of the values seen if larger."""
+    return max(stated, round(MARGIN * (max(seen) - min(seen)) + 5e-5, 4))
+
+
 def on_path(path: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, **PATHS[path]}
     print(f"[{path}] {' '.join(cmd)}", flush=True)
@@ -178,12 +183,10 @@ def measure_smoke(paths: list[str], only: list[str] | None = None) -> dict:
         stale = [f.parent.name for f in outputs if f.stat().st_mtime < started]
         if stale or not outputs:
             raise SystemExit(f"[{p}] no fresh metrics.json from {stale or 'any chapter'}: a chapter failed")
-        for f in outputs:
-            values[f.parent.name] = {k: v for k, v in values.get(f.parent.name, {}).items()
-                                     if k in json.loads(f.read_text())}   # keys the chapter dropped go
-            for key, v in json.loads(f.read_text()).items():
-                if not key.endswith("seconds"):
-                    values.setdefault(f.parent.name, {}).setdefault(key, {})[p] = v
+        for f in outputs:   # the chapter's keys now, each with its other paths' values; dropped keys go
+            old = values.get(f.parent.name, {})
+            values[f.parent.name] = {key: {**old.get(key, {}), p: v}
+                                     for key, v in json.loads(f.read_text()).items() if not key.endswith("seconds")}
     return record
 
 
@@ -197,9 +200,7 @@ def apply_smoke(record: dict) -> None:
             by_path = keys.get(key, {})
             if not by_path:
                 continue
-            seen = [*by_path.values(), ref["value"]]
-            spread = max(seen) - min(seen)
-            ref["tol"] = max(ref["tol"], round(MARGIN * spread + 5e-5, 4))
+            ref["tol"] = raised(ref["tol"], [*by_path.values(), ref["value"]])
         path.write_text(json.dumps(base, indent=2) + "\n")
         print("tolerances set in", path.relative_to(ROOT))
 
@@ -262,9 +263,9 @@ def apply_full(record: dict) -> None:
                     print(f"{nb}: {key} on {n} pictures per row is no regression check (±{tol}): dropped")
                     del base[key]
                     continue
+                base[key]["tol"] = max(base[key]["tol"], tol)
             else:
-                tol = round(MARGIN * (max(seen.values()) - min(seen.values())) + 5e-5, 4)
-            base[key]["tol"] = max(base[key]["tol"], tol)
+                base[key]["tol"] = raised(base[key]["tol"], seen.values())
         path.write_text(json.dumps(base, indent=2) + "\n")
         print("tolerances set in", path.relative_to(ROOT))
 

@@ -21,3 +21,17 @@ def test_images_per_row_is_read_from_the_chapters_parameters():
 def test_the_kernel_paths_force_other_instructions_and_name_the_native_one():
     assert ks.PATHS["native"] == {}
     assert ks.PATHS["avx2"]["ATEN_CPU_CAPABILITY"] == "avx2" and ks.PATHS["default"]["ATEN_CPU_CAPABILITY"] == "default"
+
+
+def test_make_test_forces_the_same_avx2_path_that_was_measured():
+    """The Makefile's AVX2 pass and kernel_spread.py's "avx2" path are one environment."""
+    from pathlib import Path
+    line = next(x for x in (Path(__file__).parents[1] / "Makefile").read_text().splitlines()
+                if x.startswith("AVX2 ="))
+    env = dict(w.split("=", 1) for w in line.split("||")[1].split())
+    assert env == ks.PATHS["avx2"]
+
+
+def test_a_baseline_tolerance_is_raised_to_the_margin_times_the_range_and_never_lowered():
+    assert ks.raised(0.15, [0.40, 0.42, 0.41]) == 0.15
+    assert ks.raised(0.15, [0.40, 0.50]) == round(ks.MARGIN * 0.1 + 5e-5, 4)
