@@ -15,6 +15,7 @@ captions (`python -m cag_lib.train clip --bundle shapes`). At ImageNet scale the
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -127,8 +128,30 @@ class ClipClassifier(nn.Module):
 def zero_shot_classifier(model, tokenizer, classes: Sequence[str], templates: Sequence[str] = ("{}",),
                          name: str = "clip") -> ClipClassifier:
     """A ClipClassifier whose class k is described by templates formatted with classes[k]."""
-    check_prompts(tokenizer, [t.format(c) for c in classes for t in templates[:1]])
-    return ClipClassifier(model, text_weights(model, tokenizer, classes, templates), classes, name)
+    check_prompts(tokenizer, [t.format(c) for c in classes for t in templates[:1]],
+                  getattr(model, "known_tokens", None))
+    weights = text_weights(model, tokenizer, classes, templates)
+    check_distinct(classes, weights)
+    return ClipClassifier(model, weights, classes, name)
+
+
+def check_distinct(classes: Sequence[str], weights: torch.Tensor) -> None:
+    """Two prompts that CLIP reads as one text (the same words, or the same embedding) give the
+    sampler nothing to tell them apart by: every picture would score the same on both."""
+    seen = {}
+    for i, c in enumerate(classes):
+        key = " ".join(str(c).lower().split())
+        if key in seen:
+            raise ValueError(f"the prompt {c!r} is given twice (as prompt {seen[key]} and {i}); give each "
+                             "prompt once")
+        seen[key] = i
+    sim = weights.float() @ weights.float().T                               # (K, K), unit rows
+    sim.fill_diagonal_(-1)
+    i, j = divmod(int(sim.argmax()), len(classes))
+    if sim[i, j] > 1 - 1e-6:
+        raise ValueError(f"this CLIP reads the prompts {classes[i]!r} and {classes[j]!r} as the same text "
+                         "(identical embeddings), so no picture can match one more than the other; "
+                         "change or drop one")
 
 
 def expand_token_embedding(state: dict, vocab_size: int) -> dict:
@@ -143,17 +166,37 @@ def expand_token_embedding(state: dict, vocab_size: int) -> dict:
     return state
 
 
-def check_prompts(tokenizer, prompts: Sequence[str]) -> None:
-    """An empty prompt, or one longer than the text tower reads (open_clip would cut it without a
-    word), is a ValueError that names it."""
+def check_prompts(tokenizer, prompts: Sequence[str], known_tokens: torch.Tensor | None = None) -> None:
+    """An empty prompt, a word the CLIP has no trained embedding for (known_tokens: the token ids it
+    was trained on, where it says), or a prompt longer than the text tower reads (open_clip would cut
+    it without a word) is a ValueError that names it."""
     for p in prompts:
         if not str(p).strip():
             raise ValueError("an empty prompt: describe the picture, e.g. 'a red fox in snow'")
     encode = getattr(tokenizer, "encode", None)
+    if encode is None:
+        return
+    if known_tokens is not None:
+        known = set(known_tokens.tolist())
+        for p in prompts:
+            unknown = [w for w in dict.fromkeys(re.findall(r"\w+|[^\w\s]", str(p))) if not set(encode(w)) <= known]
+            if unknown:
+                raise ValueError(f"this CLIP never saw the words {', '.join(map(repr, unknown))} (in the prompt "
+                                 f"{p[:60]!r}): it has no trained embedding for them, so the prompt cannot "
+                                 f"guide a picture; use the words of its captions: {known_words(tokenizer, known)}")
     length = getattr(tokenizer, "context_length", None)
-    if encode is None or length is None:
+    if length is None:
         return
     for p in prompts:
         n = len(encode(p)) + 2                                  # + start and end tokens
         if n > length:
             raise ValueError(f"the prompt {p[:60]!r}... is {n} tokens and CLIP reads {length}: shorten it")
+
+
+def known_words(tokenizer, known: set) -> str:
+    """The words whose tokens a CLIP with a pruned vocabulary knows, for its error messages."""
+    decode = getattr(tokenizer, "decode", None)
+    if decode is None:
+        return f"{len(known)} tokens"
+    words = sorted({decode([t]).strip() for t in known} - {""})
+    return ", ".join(w for w in words if w.isalpha())

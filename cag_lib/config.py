@@ -47,6 +47,7 @@ class GenerateConfig:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         for f in fields(self):
             _check_field(f.name, getattr(self, f.name), f.default)
+        _check_schedule(self)
         if self.sampler == "mala":
             coupled = [k for k in MALA_OFF if getattr(self, k)]
             if coupled:
@@ -59,6 +60,22 @@ class GenerateConfig:
         base = [self.steps // n] * n
         base[-1] += self.steps - sum(base)
         return base
+
+
+def _check_schedule(cfg: GenerateConfig) -> None:
+    """A schedule that cannot run as written: stages that shrink or repeat, stages left without a
+    step, a source named twice (it would count double in the ensemble's mean)."""
+    res = cfg.resolutions
+    if any(b <= a for a, b in zip(res, res[1:])):
+        raise ValueError(f"GenerateConfig resolutions={res!r}: a progressive schedule grows, each stage "
+                         f"starting from the last one upsampled; give increasing sizes, e.g. (8, 16, 32)")
+    if cfg.steps < len(res):
+        raise ValueError(f"GenerateConfig steps={cfg.steps} for {len(res)} stages {res!r}: the first "
+                         f"{len(res) - cfg.steps} stage(s) would get no step; give steps >= {len(res)} or "
+                         f"fewer resolutions")
+    if cfg.classifiers is not None and len(set(cfg.classifiers)) != len(cfg.classifiers):
+        raise ValueError(f"GenerateConfig classifiers={cfg.classifiers!r} names a source twice; each "
+                         f"source counts once in the ensemble's mean")
 
 
 def _check_field(name: str, value, default) -> None:
@@ -92,7 +109,8 @@ def _check_float(name: str, value, bad) -> None:
         raise bad("Adam moves every pixel by about lr per step in an image range of [0, 1]; give 0 < lr <= 1 "
                   "(the recipes use 0.02-0.05)")
     if name == "mask_ratio" and not 0 <= value < 1:
-        raise bad("give 0 <= mask_ratio < 1 (the paper's 0.75); at least one patch must stay visible")
+        raise bad("give 0 <= mask_ratio < 1 (the MAE's training ratio, 0.75, is the default); at least one "
+                  "patch must stay visible")
     if name in ("langevin_step", "temperature") and value <= 0:
         raise bad("give a number > 0")
     if value < 0:

@@ -20,6 +20,10 @@ class CorruptFileError(ValueError):
     message names the file, says what is wrong with it and how to mend it."""
 
 
+class FolderInUseError(RuntimeError):
+    """Another live run is writing into the output folder a run was given."""
+
+
 class NonFiniteError(FloatingPointError):
     """The sampler's objective or images became inf or NaN."""
 

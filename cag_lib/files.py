@@ -7,20 +7,28 @@ never a raw error from deep inside json, numpy, torch or safetensors.
     save_checked / load_checked      # caches of tensors, with a checksum of their contents (torch.load
                                      # reads a file with flipped bytes without a word)
     read_or_explain(path, read, what, mend)   # anything else: read(path), or the one error
+
+and one rule for the folders the commands write into: `hold_folder(out, what)` keeps a second live
+run out of a folder that one run is writing (FolderInUseError), so neither overwrites the other.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .errors import CorruptFileError
+from .errors import CorruptFileError, FolderInUseError
 
-__all__ = ["CorruptFileError", "read_or_explain", "read_json", "read_npz", "save_checked", "load_checked"]
+__all__ = ["CorruptFileError", "FolderInUseError", "read_or_explain", "read_json", "read_npz", "save_checked",
+           "load_checked", "hold_folder"]
 
 
 def read_or_explain(path, read: Callable, what: str, mend: str):
@@ -84,3 +92,61 @@ def load_checked(path, mend: str, what: str = "a cag_lib cache of tensors") -> d
             raise ValueError("its contents do not match their checksum")
         return d["tensors"]
     return read_or_explain(path, read, what, mend)
+
+
+LOCK = ".lock"
+
+
+@contextmanager
+def hold_folder(folder, what: str):
+    """Create `folder` and hold it for this run: <folder>/.lock names the holder (what, pid, host,
+    since) until the block ends. A second run while one holds it gets FolderInUseError naming the
+    holder; a lock left by a process of this machine that is gone (killed outright) is taken over."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    me = {"what": what, "pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = _read_holder(lock)
+            if holder is None or holder.get("host") != me["host"] or _alive(holder.get("pid")):
+                raise FolderInUseError(_in_use(folder, lock, holder)) from None
+            print(f"{folder}: taking over from a run that is gone (pid {holder.get('pid')}, {holder.get('what')})",
+                  flush=True)
+            lock.unlink(missing_ok=True)
+    with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+    try:
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _read_holder(lock: Path) -> dict | None:
+    try:
+        got = json.loads(lock.read_text())
+        return got if isinstance(got, dict) else None
+    except (OSError, ValueError):          # being written this instant, or not ours: held
+        return None
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True                          # cannot tell: treat as held
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _in_use(folder: Path, lock: Path, holder: dict | None) -> str:
+    who = (f"{holder.get('what')} (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"
+           if holder else "another run")
+    return (f"{folder} is in use by {who}: two runs in one folder would overwrite each other's files. Wait for "
+            f"it to finish or give another folder; if that run is gone, delete {lock}")

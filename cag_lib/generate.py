@@ -65,8 +65,14 @@ def check_resolutions(resolutions: Sequence[int], patch_size: int) -> None:
 
 
 def check_fits(mae, cfg: GenerateConfig) -> None:
-    """The config's stages and mask fit this MAE."""
+    """The config's stages and mask fit this MAE: no stage larger than the MAE's size (it would be
+    shrunk to that size before g, and the picture would not have the size asked for)."""
     check_resolutions(cfg.resolutions, mae.patch_size)
+    if max(cfg.resolutions) > mae.img_size:
+        raise ValueError(f"resolutions={cfg.resolutions!r}: this MAE works at {mae.img_size} px, so a "
+                         f"{max(cfg.resolutions)}-px stage would be shrunk to {mae.img_size} before g and the "
+                         f"picture would be {mae.img_size} px; end the schedule at {mae.img_size} or build "
+                         f"the MAE at {max(cfg.resolutions)} px")
     if cfg.use_mae:
         check_mask(mae.num_patches, cfg.mask_ratio)
 
@@ -80,7 +86,7 @@ def check_mask(num_patches: int, mask_ratio: float) -> None:
     """g sees int(N * (1 - mask_ratio)) of its N patches: at least one must stay visible."""
     if int(num_patches * (1 - mask_ratio)) < 1:
         raise ValueError(f"mask_ratio={mask_ratio} leaves none of the MAE's {num_patches} patches visible; "
-                         f"give mask_ratio <= {1 - 1 / num_patches:.4f} (the paper's 0.75)")
+                         f"give mask_ratio <= {1 - 1 / num_patches:.4f} (the default: 0.75)")
 
 
 def resolve_targets(targets, class_index: Callable) -> torch.Tensor:
@@ -115,7 +121,14 @@ def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.
         shape = tuple(init.shape) if isinstance(init, torch.Tensor) else type(init).__name__
         raise ValueError(f"init must be a tensor (B={batch}, C={chans}, H, W) in [0, 1], one image per "
                          f"target; got {shape}")
-    x = init.detach().float().cpu().clamp(0, 1)
+    x = init.detach().float().cpu()
+    if not torch.isfinite(x).all():
+        raise ValueError("init holds NaN or infinite values; give images in [0, 1]")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -1e-3 or hi > 1 + 1e-3:                      # a small overshoot (resampling) is clamped
+        hint = "divide 0-255 images by 255" if hi > 2 else "undo the normalisation: x * std + mean"
+        raise ValueError(f"init holds values in [{lo:.3g}, {hi:.3g}]; give images in [0, 1] ({hint})")
+    x = x.clamp(0, 1)
     if x.shape[-2:] != (res, res):
         x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False, antialias=True)
     return x
@@ -186,9 +199,25 @@ def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, clas
     (measured and cached there: the loop reads no data)."""
     if cfg.distribution_weight and not class_stats:
         class_stats = _measured(models, "feature_stats", idx, "distribution_weight", "class_stats")
+    if cfg.distribution_weight:
+        check_class_stats(class_stats, [models.classifiers[i] for i in idx], len(models.class_names))
     if cfg.gram_weight and not class_grams:
         class_grams = _measured(models, "gram_stats", idx, "gram_weight", "class_grams")
     return objective_from_config(cfg, class_stats, class_grams)
+
+
+def check_class_stats(class_stats, sources: list, n_classes: int) -> None:
+    """Eq. 6's statistics: one (mean (K, D), std (K, D)) per used source, K the bundle's classes and D
+    the width of that source's features (the width is checked where the features are first seen)."""
+    how = "one (mean (K, D), std (K, D)) per used source, as cag_lib.stats measures them"
+    if not isinstance(class_stats, (list, tuple)) or len(class_stats) != len(sources):
+        n = len(class_stats) if isinstance(class_stats, (list, tuple)) else type(class_stats).__name__
+        raise ValueError(f"class_stats has {n} entries for {len(sources)} used source(s); give {how}")
+    for i, pair in enumerate(class_stats):
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
+        if not ok or pair[0].ndim != 2 or pair[0].shape != pair[1].shape or len(pair[0]) != n_classes:
+            got = [tuple(t.shape) for t in pair] if ok else type(pair).__name__
+            raise ValueError(f"class_stats[{i}] is {got}; give (mean, std) of shape ({n_classes}, D), {how}")
 
 
 def _measured(models, method: str, idx: list, weight: str, argument: str) -> list:

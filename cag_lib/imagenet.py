@@ -8,7 +8,8 @@ Sources: timm `inception_v3.tv_in1k` and `vit_small_patch16_224.augreg_in21k_ft_
 pair), each wrapped with its own data config (input size, mean, std; the wrapper resizes the
 sampler's 64/128-pixel stages). Judge: `convnext_tiny.fb_in1k`, another family, never used for
 generation. MAE: the official `mae_visualize_vit_base.pth` (ViT-B/16 with its decoder; weights under
-'model', ImageNet mean/std input space) in `cag_lib.mae`'s official layout.
+'model', ImageNet mean/std input space) in `cag_lib.mae`'s official layout, built at 256 px so that
+the last stage is the paper's 256 x 256 (its fixed sin-cos position tables re-made for that grid).
 
 Nothing here can be run on this project's own machines with real weights (they cannot download);
 it is tested with randomly initialised models (`pretrained=False`) and checkpoints that the tests
@@ -27,7 +28,7 @@ from .bundles import lookup_class, no_stats
 from .clip import IMAGENET_CLIP, create_clip, zero_shot_classifier
 from .config import GenerateConfig
 from .errors import OFFLINE_HINT, OfflineError, require_hub, resolve_device
-from .mae import MaskedAutoencoder, load_checkpoint
+from .mae import MaskedAutoencoder, load_checkpoint, load_state
 from .models import Classifier
 from .prompts import PromptBundle
 
@@ -37,7 +38,9 @@ __all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_pre
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
 JUDGE = "convnext_tiny.fb_in1k"
 MAE_URL = "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_base.pth"
-MAE_VIT_BASE = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
+# built at 256 px, the paper's last stage: the checkpoint was trained at 224, and its fixed sin-cos
+# position tables are re-made for the 16 x 16 grid (mae.load_state)
+MAE_VIT_BASE = dict(img_size=256, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
                     decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
 
 
@@ -77,7 +80,7 @@ def official_mae(pretrained: bool = True, checkpoint: str | Path | None = None, 
             state = torch.hub.load_state_dict_from_url(MAE_URL, map_location="cpu", weights_only=True)
         except OSError as e:
             raise OfflineError(f"could not download {MAE_URL} ({e}); " + OFFLINE_HINT) from e
-        mae.load_state_dict(state.get("model", state))
+        load_state(mae, state.get("model", state))
     return mae.eval()
 
 

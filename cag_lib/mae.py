@@ -213,8 +213,30 @@ def _read_state(path: Path) -> dict:
 
 def load_checkpoint(model: MaskedAutoencoder, path: str, strict: bool = True) -> MaskedAutoencoder:
     """Load an official-layout checkpoint (a .pth holding {'model': state_dict}, or a bare state dict,
-    or a .safetensors file) into `model`; returns the model."""
+    or a .safetensors file) into `model`; returns the model. A model built at another image size than
+    the checkpoint's takes it too (load_state)."""
     state = read_or_explain(path, _read_state, "a MAE checkpoint (.pth or .safetensors)",
                             "download it again (the official MAE: mae_pretrain_vit_base.pth)")
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=strict)
+    return load_state(model, state, strict)
+
+
+def load_state(model: MaskedAutoencoder, state: dict, strict: bool = True) -> MaskedAutoencoder:
+    """state (official names) into model. The official position embeddings are fixed sin-cos tables
+    of the patch grid, not learned: a checkpoint trained at 224 px (a 14x14 grid) serves a model built
+    at 256 px (16x16) with both tables recomputed for the new grid, as the model already holds them.
+    A table that is not the sin-cos table of its grid cannot be moved so, and is refused."""
+    state = {k: v.float() for k, v in state.items()}
+    for key in ("pos_embed", "decoder_pos_embed"):
+        have, want = state.get(key), getattr(model, key)
+        if have is None or have.shape == want.shape:
+            continue
+        grid = int(round((have.shape[1] - 1) ** 0.5))
+        table = torch.from_numpy(sincos_pos_embed_2d(have.shape[-1], grid)).float()[None]
+        if grid * grid + 1 != have.shape[1] or have.shape[-1] != want.shape[-1] \
+                or not torch.allclose(have, table, atol=1e-4):
+            raise ValueError(f"the checkpoint's {key} {tuple(have.shape)} does not fit this MAE's "
+                             f"{tuple(want.shape)} and is not a fixed sin-cos table that could be re-made "
+                             f"for the new grid; build the MAE at the checkpoint's image size")
+        state[key] = want.detach().clone()                  # the model's own table, for its grid
+    model.load_state_dict(state, strict=strict)
     return model

@@ -125,8 +125,13 @@ def distribution(class_stats: list) -> Objective:
     stats = _on_device(class_stats)
 
     def fn(v: View) -> torch.Tensor:
+        pairs = stats(v.targets.device)
+        for i, (o, (m, _)) in enumerate(zip(v.outputs, pairs)):
+            if o.features.shape[1] != m.shape[1]:
+                raise ValueError(f"class_stats[{i}] has {m.shape[1]} features, and source {i} gives "
+                                 f"{o.features.shape[1]}: they were measured on another classifier")
         return _mean_over_sources([distribution_loss(o.features, v.targets, m, s)
-                                   for o, (m, s) in zip(v.outputs, stats(v.targets.device))])
+                                   for o, (m, s) in zip(v.outputs, pairs)])
     return Objective.term("dist", fn)
 
 

@@ -12,7 +12,8 @@ images depend on the run's settings only, never on which process made it or how 
 was stopped: an interrupted, resumed or re-spread run gives the images of one uninterrupted run.
 
 A rerun of the same command skips finished shards and redoes corrupt ones; a different recipe in
-the same folder is refused. At the end, rank 0 merges the shards into samples.npz, grid.png and
+the same folder is refused, and so is a second run while one is writing
+there (<out>/.lock names it). At the end, rank 0 merges the shards into samples.npz, grid.png and
 metrics.json (judge accuracy, Frechet distance, KID, diversity, seconds per image).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from .shapes_text import SHAPES_ROBUST_CLIPS, attribute_scores, load_attribute_j
 from .data import load_world
 from .diffusion import sample_images
 from .errors import CorruptFileError
-from .files import read_json
+from .files import FolderInUseError, hold_folder, read_json
 from .generate import GenerateConfig, generate
 from .imagenet import imagenet_preset, load_imagenet_bundle
 from .metrics import evaluate, kernel_distance
@@ -418,17 +420,25 @@ def run(args) -> dict:
     d = init_distributed()
     sigterm_as_interrupt()
     bundle, cfg, spec, shards, about = prepare(args, d)
+    with ExitStack() as held:
+        pending, error = None, None
+        if d.rank == 0:
+            try:   # rank 0 holds the folder for every rank of the run
+                command = "python -m cag_lib.sample " + " ".join(about["command"][1:])
+                held.enter_context(hold_folder(args.out, command))
+                check_manifest(args.out, spec, about)
+                pending = scan(args.out, shards, spec.run_id(), redo=not args.resume)
+            except (ValueError, FolderInUseError) as e:
+                error = (type(e).__name__, str(e))
+        pending, error = broadcast(d, (pending, error))
+        if error:
+            raise (FolderInUseError if error[0] == "FolderInUseError" else RunMismatchError)(error[1])
+        return make_and_merge(args, d, bundle, cfg, spec, shards, pending)
+
+
+def make_and_merge(args, d: Dist, bundle, cfg, spec: RunSpec, shards, pending) -> dict:
+    """Make the pending shards on every rank, then merge and score them on rank 0."""
     out = args.out
-    pending, error = None, None
-    if d.rank == 0:
-        try:
-            check_manifest(out, spec, about)
-            pending = scan(out, shards, spec.run_id(), redo=not args.resume)
-        except ValueError as e:
-            error = str(e)
-    pending, error = broadcast(d, (pending, error))
-    if error:
-        raise RunMismatchError(error)
     if d.rank == 0:
         print(f"{out}: {len(shards) - len(pending)} of {len(shards)} shards done, {len(pending)} to make"
               + (f" on {d.world} processes" if d.active else ""), flush=True)

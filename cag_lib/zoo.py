@@ -140,10 +140,13 @@ def load_entry(entry: dict, weights_dir: str | Path | None = None, device="cpu")
     model = model_from_entry(entry)
     state = read_or_explain(path, lambda p: load_file(str(p)), "safetensors weights", REINSTALL)
     state = {k: v if k.endswith(".ids") else v.float() for k, v in state.items()}
+    known = state.get("token_embedding.ids")
     if entry["kind"] == "clip":   # shipped with only the token rows the world uses (shapes_text.prune_token_embedding)
         state = expand_token_embedding(state, model.token_embedding.num_embeddings)
     target = model.net if entry["kind"] == "classifier" else model
     target.load_state_dict(state)
+    if known is not None:         # the other rows are zeros: clip.check_prompts refuses words that need them
+        model.known_tokens = known.long()
     return model.to(device).eval().requires_grad_(False)
 
 

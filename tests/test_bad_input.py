@@ -139,3 +139,96 @@ def test_one_index_and_lists_are_read_as_meant(bundle):
     assert replace(QUICK, resolutions=[16, 32], classifiers=[0]).resolutions == (16, 32)
     with pytest.raises(ValueError, match="one string"):
         generate(bundle, np.array("Sneaker"), QUICK)
+
+
+# --- inputs that cannot mean what they say ---------------------------------------------------------
+@pytest.mark.parametrize("change, said", [
+    (dict(resolutions=(32, 16, 8)), "a progressive schedule grows"),
+    (dict(resolutions=(16, 16, 32)), "give increasing sizes"),
+    (dict(steps=2, resolutions=(8, 16, 32)), "the first 1 stage.s. would get no step; give steps >= 3"),
+    (dict(classifiers=(0, 0)), "names a source twice"),
+])
+def test_a_schedule_that_cannot_run_as_written_is_refused(change, said):
+    with pytest.raises(ValueError, match=said):
+        replace(GenerateConfig(), **change)
+    replace(GenerateConfig(), steps=3, resolutions=(8, 16, 32), classifiers=(1, 0))   # the edge itself runs
+
+
+def test_a_stage_larger_than_the_mae_is_refused(bundle):
+    """The 32-px MAE would serve a 64-px stage shrunk to 32, and the picture would be 32 px."""
+    with pytest.raises(ValueError, match="this MAE works at 32 px, so a 64-px stage would be shrunk"):
+        generate(bundle, [0], replace(QUICK, resolutions=(16, 64)))
+
+
+@pytest.mark.parametrize("init, said", [
+    (torch.full((1, 1, 32, 32), 128.0), r"values in \[128, 128\]; give images in \[0, 1\] \(divide 0-255"),
+    (torch.full((1, 1, 32, 32), -0.4), "undo the normalisation"),
+    (torch.full((1, 1, 32, 32), float("nan")), "NaN or infinite"),
+])
+def test_start_images_outside_0_1_are_refused_not_clamped(bundle, init, said):
+    with pytest.raises(ValueError, match=said):
+        generate(bundle, [0], QUICK, init=init)
+    generate(bundle, [0], replace(QUICK, steps=1), init=torch.full((1, 1, 32, 32), 1.0005))  # resampling overshoot
+
+
+def test_class_statistics_of_another_shape_are_named(bundle):
+    from cag_lib.stats import bundle_class_stats
+    right = [bundle_class_stats(bundle, i) for i in range(2)]
+    with pytest.raises(ValueError, match=r"class_stats has 1 entries for 2 used source"):
+        generate(bundle, [0], QUICK, class_stats=right[:1])
+    with pytest.raises(ValueError, match=r"class_stats\[1\] is \[\(3, 5\), \(3, 5\)\]; give \(mean, std\) of shape \(10, D\)"):
+        generate(bundle, [0], QUICK, class_stats=[right[0], (torch.zeros(3, 5), torch.ones(3, 5))])
+    wide = [(torch.zeros(10, 7), torch.ones(10, 7))] * 2
+    with pytest.raises(ValueError, match=r"class_stats\[0\] has 7 features, and source 0 gives"):
+        generate(bundle, [0], QUICK, class_stats=wide)
+
+
+def test_prompts_a_clip_cannot_tell_apart_or_read_are_refused():
+    from cag_lib import zoo
+    from cag_lib.clip import SHAPES_CLIP, registered_open_clip, zero_shot_classifier
+    model, tok = zoo.load_model("shapes", "clip"), registered_open_clip().get_tokenizer(SHAPES_CLIP)
+    with pytest.raises(ValueError, match="'A  red star' is given twice"):
+        zero_shot_classifier(model, tok, ["a red star", "A  red star"])
+    with pytest.raises(ValueError, match="never saw the words 'goldfish'.*use the words of its captions: a, arrow"):
+        zero_shot_classifier(model, tok, ["a goldfish", "a red star"])
+    with pytest.raises(ValueError, match="never saw the words '红色的星星' "):     # for its words, not its length
+        zero_shot_classifier(model, tok, ["红色的星星 " * 20, "a red star"])
+    with torch.no_grad():                        # two texts read as one: the same embedding
+        same = zero_shot_classifier(model, tok, ["a red star", "a blue star"]).weights
+    from cag_lib.clip import check_distinct
+    with pytest.raises(ValueError, match="reads the prompts 'x' and 'y' as the same text"):
+        check_distinct(["x", "y"], torch.cat([same[:1], same[:1]]))
+    zero_shot_classifier(model, tok, ["a red star on a blue background", "a blue star on a red background"])
+
+
+# --- runs that share an output folder ---------------------------------------------------------------
+def test_a_second_run_in_a_held_folder_is_refused_and_a_dead_holder_is_taken_over(tmp_path, capsys):
+    import json
+    import os
+    import subprocess
+    import sys
+    from cag_lib.files import LOCK, FolderInUseError, hold_folder
+    with hold_folder(tmp_path / "run", "first"):
+        with pytest.raises(FolderInUseError, match=r"run is in use by first \(pid \d+ on .*\): two runs in one "
+                                                   r"folder would overwrite.*delete .*\.lock"):
+            with hold_folder(tmp_path / "run", "second"):
+                pass
+    assert not (tmp_path / "run" / LOCK).exists()                       # released at the end
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / "run" / LOCK
+    lock.write_text(json.dumps({"what": "killed", "pid": int(gone.stdout), "host": os.uname().nodename,
+                                "since": "then"}))
+    with hold_folder(tmp_path / "run", "third"):                         # its holder is gone: taken over
+        assert json.loads(lock.read_text())["what"] == "third"
+    assert "taking over from a run that is gone" in capsys.readouterr().out
+
+
+def test_the_sampling_command_refuses_a_folder_another_run_is_writing(tmp_path, capsys):
+    from cag_lib.files import hold_folder
+    from cag_lib.sample import main
+    with hold_folder(tmp_path / "x", "python -m cag_lib.sample --per-class 100"):
+        with pytest.raises(SystemExit) as e:
+            main(["--bundle", "fmnist", "--classes", "Bag", "--per-class", "1", "--set", "steps=1", "resolutions=32",
+                  "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "is in use by python -m cag_lib.sample --per-class 100" in capsys.readouterr().err
+    assert not list((tmp_path / "x").glob("*.json"))                     # it wrote nothing there

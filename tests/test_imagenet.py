@@ -59,13 +59,33 @@ def test_local_checkpoints_in_the_official_layouts_load(tmp_path):
     assert torch.equal(again.net.cls_token, vit.net.cls_token)
 
 
+def test_a_224_pixel_checkpoint_serves_the_256_pixel_mae(tmp_path):
+    """The official checkpoint was trained at 224 px; the paper's last stage is 256. Its position
+    tables are fixed sin-cos tables of the grid, so the 256-px MAE re-makes them for 16 x 16 and takes
+    every other weight as stored; a learned (not sin-cos) table cannot be re-gridded and is refused."""
+    from cag_lib.mae import sincos_pos_embed_2d
+    small = official_mae(pretrained=False, img_size=224, **TINY_MAE)
+    torch.save({"model": small.state_dict()}, tmp_path / "mae.pth")
+    big = official_mae(pretrained=False, checkpoint=tmp_path / "mae.pth", **TINY_MAE)
+    assert big.img_size == 256 and big.num_patches == 256
+    table = torch.from_numpy(sincos_pos_embed_2d(TINY_MAE["embed_dim"], 16)).float()[None]
+    assert torch.equal(big.pos_embed, table)
+    assert torch.equal(big.blocks[0].attn.qkv.weight, small.blocks[0].attn.qkv.weight)
+    assert big.reconstruct(torch.rand(1, 3, 256, 256)).shape == (1, 3, 256, 256)
+    with torch.no_grad():
+        small.pos_embed.add_(0.01)                                      # now a learned table
+    torch.save({"model": small.state_dict()}, tmp_path / "learned.pth")
+    with pytest.raises(ValueError, match="not a fixed sin-cos table"):
+        official_mae(pretrained=False, checkpoint=tmp_path / "learned.pth", **TINY_MAE)
+
+
 def test_the_preset_runs_two_steps_end_to_end(bundle, capsys):
     cfg = imagenet_preset(bundle, steps=2, resolutions=(32, 64), progress=False)
     assert "without the distribution loss" in capsys.readouterr().out and cfg.distribution_weight == 0
     full = imagenet_preset()
     assert full.resolutions == (64, 128, 256) and full.steps == 2000 and full.classifiers is None
     res = generate(bundle, ["goldfish", "tench"], cfg)
-    assert res.images.shape == (2, 3, 224, 224) and res.reconstructions.shape == (2, 3, 224, 224)
+    assert res.images.shape == (2, 3, 256, 256) and res.reconstructions.shape == (2, 3, 256, 256)
     assert len(res.history["loss"]) == 2 and all(torch.isfinite(torch.tensor(res.history["loss"])))
 
 
@@ -92,7 +112,7 @@ def test_text_to_image_with_vit_b_32_runs_in_the_same_loop(bundle, tmp_path, mon
         tb.class_index("a tabby cat")
     cfg = imagenet_preset(bundle, steps=2, resolutions=(32, 64), progress=False, diversity_weight=0)
     res = generate(tb, ["a red fox in snow"], cfg)
-    assert res.reconstructions.shape == (1, 3, 224, 224) and len(res.history["loss"]) == 2
+    assert res.reconstructions.shape == (1, 3, 256, 256) and len(res.history["loss"]) == 2
     # a local open_clip checkpoint loads instead of the hub's, also offline
     path = tmp_path / "clip.pt"
     torch.save(tb.classifiers[0].model.state_dict(), path)

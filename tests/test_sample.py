@@ -158,7 +158,7 @@ def test_imagenet_preset_through_the_command(tmp_path):
     main(["--bundle", "imagenet", "--random-weights", "--classes", "goldfish", "--per-class", "1",
           "--set", "steps=1", "resolutions=32", "final_masks=1", "--threads", "2", "--out", str(out)])
     s = load(out / "samples.npz")
-    assert s["images"].shape == (1, 3, 224, 224) and s["targets"].tolist() == [1]
+    assert s["images"].shape == (1, 3, 256, 256) and s["targets"].tolist() == [1]
     import json
     run = json.loads((out / "run.json").read_text())
     assert run["run"]["recipe"] == "imagenet" and run["run"]["config"]["resolutions"] == [32]
