@@ -143,7 +143,7 @@ def main(argv=None):
     compile_s = {}
     for name, (b, changes) in runs.items():                          # warm-up (and compilation)
         t0 = time.perf_counter()
-        generate(b, y, replace(base, steps=2, **changes))
+        generate(b, y, replace(base, steps=len(base.resolutions), **changes))
         compile_s[name] = time.perf_counter() - t0
     times = {name: [] for name in runs}
     for r in range(a.rounds):

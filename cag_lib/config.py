@@ -5,7 +5,8 @@ import math
 from dataclasses import dataclass, fields
 
 CHOICES = {"lr_schedule": ("constant", "cosine"), "autocast": ("", "bf16", "fp16"), "sampler": ("adam", "mala"),
-           "attention": ("auto", "sdpa", "eager")}
+           "attention": ("auto", "sdpa", "eager"), "diversity_form": ("cosine", "paper"),
+           "distribution_form": ("mean", "paper")}
 # MALA needs an energy per image; these terms and transforms couple the images of a batch
 MALA_OFF = ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
 
@@ -24,7 +25,11 @@ class GenerateConfig:
     keep_visible: bool = False            # g(x) = decoder output everywhere (True: visible patches copied from x)
     classifiers: tuple | None = None      # indices of the sources to use (None = all: the ensemble)
     diversity_weight: float = 1.0         # eq. 4
+    diversity_form: str = "cosine"        # "cosine": mean cosine over same-class pairs (the book's);
+                                          # "paper": raw inner products summed over pairs, as eq. 4 is written
     distribution_weight: float = 1.0      # eq. 6 (class feature statistics; measured from a bundle's data)
+    distribution_form: str = "mean"       # "mean": squared errors averaged over features (the book's);
+                                          # "paper": summed over features, as eq. 6 is written
     blur_sigma: float = 0.5               # Gaussian blur of the gradient, in pixels of the stage
     jitter: int = 0                       # random shift of the input, in pixels of the stage
     tv_weight: float = 0.0                # total variation of x

@@ -200,7 +200,7 @@ def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, clas
     if cfg.distribution_weight and not class_stats:
         class_stats = _measured(models, "feature_stats", idx, "distribution_weight", "class_stats")
     if cfg.distribution_weight:
-        check_class_stats(class_stats, [models.classifiers[i] for i in idx], len(models.class_names))
+        check_class_stats(class_stats, [models.classifiers[i] for i in idx], len(getattr(models, "class_names", ())))
     if cfg.gram_weight and not class_grams:
         class_grams = _measured(models, "gram_stats", idx, "gram_weight", "class_grams")
     return objective_from_config(cfg, class_stats, class_grams)
@@ -208,14 +208,15 @@ def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, clas
 
 def check_class_stats(class_stats, sources: list, n_classes: int) -> None:
     """Eq. 6's statistics: one (mean (K, D), std (K, D)) per used source, K the bundle's classes and D
-    the width of that source's features (the width is checked where the features are first seen)."""
+    the width of that source's features (the width is checked where the features are first seen);
+    n_classes 0: a bundle that does not say how many classes it has (K unchecked)."""
     how = "one (mean (K, D), std (K, D)) per used source, as cag_lib.stats measures them"
     if not isinstance(class_stats, (list, tuple)) or len(class_stats) != len(sources):
         n = len(class_stats) if isinstance(class_stats, (list, tuple)) else type(class_stats).__name__
         raise ValueError(f"class_stats has {n} entries for {len(sources)} used source(s); give {how}")
     for i, pair in enumerate(class_stats):
         ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
-        if not ok or pair[0].ndim != 2 or pair[0].shape != pair[1].shape or len(pair[0]) != n_classes:
+        if not ok or pair[0].ndim != 2 or pair[0].shape != pair[1].shape or len(pair[0]) != (n_classes or len(pair[0])):
             got = [tuple(t.shape) for t in pair] if ok else type(pair).__name__
             raise ValueError(f"class_stats[{i}] is {got}; give (mean, std) of shape ({n_classes}, D), {how}")
 

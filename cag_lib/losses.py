@@ -26,11 +26,22 @@ def diversity_loss(features: torch.Tensor, targets: torch.Tensor, normalize: boo
     return ((f @ f.T) * same).sum() / same.sum().clamp(min=1)
 
 
+def diversity_loss_paper(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 as the paper writes it: sum over ordered pairs i != j of samples of the same class of
+    the raw inner products h(g(x_i))^T h(g(x_j)). Its size grows with the batch (pairs) and with the
+    features' norm, so its weight is not comparable with diversity_loss's."""
+    same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
+                                                                device=targets.device)
+    return ((features @ features.T) * same.to(features.dtype)).sum()
+
+
 def distribution_loss(features: torch.Tensor, targets: torch.Tensor, class_mean: torch.Tensor,
-                      class_std: torch.Tensor) -> torch.Tensor:
+                      class_std: torch.Tensor, reduce: str = "mean") -> torch.Tensor:
     """Eq. 6: match the per-class batch mean and std of h(g(x)) to the class's statistics measured on
-    real data. class_mean, class_std: (K, D). Squared errors averaged over features and classes
-    present; a class with a single sample contributes only its mean term. All classes at once
+    real data. class_mean, class_std: (K, D). Squared errors averaged over features (reduce="mean",
+    the book's form) or summed over them (reduce="sum": the paper's (x̄ - μ)^T (x̄ - μ) + (S - σ)^T
+    (S - σ), with S read as the standard deviation that σ is), averaged over the classes present; a
+    class with a single sample contributes only its mean term. All classes at once
     (one-hot sums), so nothing waits for the device to list the classes present."""
     onehot = F.one_hot(targets, len(class_mean)).to(features.dtype)           # (B, K)
     n = onehot.sum(0)                                                         # (K,) samples per class
@@ -39,7 +50,10 @@ def distribution_loss(features: torch.Tensor, targets: torch.Tensor, class_mean:
     several = n > 1
     spread = several[:, None] & (var > 0)      # sqrt's gradient at 0 is 0 here, as Tensor.std's is
     std = torch.where(spread, var, torch.ones_like(var)).sqrt() * spread     # (K, D), unbiased
-    term = (mean - class_mean).pow(2).mean(1) + several * (std - class_std).pow(2).mean(1)   # (K,)
+    if reduce not in ("mean", "sum"):
+        raise ValueError(f"reduce={reduce!r}: 'mean' (over features) or 'sum' (the paper's eq. 6)")
+    over = (lambda t: t.mean(1)) if reduce == "mean" else (lambda t: t.sum(1))   # noqa: E731
+    term = over((mean - class_mean).pow(2)) + several * over((std - class_std).pow(2))   # (K,)
     present = (n > 0).to(features.dtype)
     return (term * present).sum() / present.sum()
 

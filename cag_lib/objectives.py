@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .losses import distribution_loss, diversity_loss, gram_loss, total_variation
+from .losses import distribution_loss, diversity_loss, diversity_loss_paper, gram_loss, total_variation
 
 
 @dataclass
@@ -101,10 +101,11 @@ def classification() -> Objective:
         [F.cross_entropy(o.logits, v.targets, reduction="none") for o in v.outputs]), per_image=True)
 
 
-def diversity() -> Objective:
-    """Eq. 4: mean cosine similarity of same-class features, averaged over the sources."""
-    return Objective.term("div", lambda v: _mean_over_sources(
-        [diversity_loss(o.features, v.targets) for o in v.outputs]))
+def diversity(form: str = "cosine") -> Objective:
+    """Eq. 4, averaged over the sources: the mean cosine similarity of same-class features (form
+    "cosine", the book's) or the raw inner products summed over pairs (form "paper")."""
+    loss = diversity_loss_paper if form == "paper" else diversity_loss
+    return Objective.term("div", lambda v: _mean_over_sources([loss(o.features, v.targets) for o in v.outputs]))
 
 
 def _on_device(tensors: list) -> Callable:
@@ -119,9 +120,11 @@ def _on_device(tensors: list) -> Callable:
     return get
 
 
-def distribution(class_stats: list) -> Objective:
+def distribution(class_stats: list, form: str = "mean") -> Objective:
     """Eq. 6: per-class feature mean/std against the real data's; one (mean (K, D), std (K, D)) per
-    source, measured a layer above (the bundle's feature_stats)."""
+    source, measured a layer above (the bundle's feature_stats). form "mean": squared errors averaged
+    over features (the book's); "paper": summed over them, as eq. 6 is written."""
+    reduce = "sum" if form == "paper" else "mean"
     stats = _on_device(class_stats)
 
     def fn(v: View) -> torch.Tensor:
@@ -130,7 +133,7 @@ def distribution(class_stats: list) -> Objective:
             if o.features.shape[1] != m.shape[1]:
                 raise ValueError(f"class_stats[{i}] has {m.shape[1]} features, and source {i} gives "
                                  f"{o.features.shape[1]}: they were measured on another classifier")
-        return _mean_over_sources([distribution_loss(o.features, v.targets, m, s)
+        return _mean_over_sources([distribution_loss(o.features, v.targets, m, s, reduce)
                                    for o, (m, s) in zip(v.outputs, pairs)])
     return Objective.term("dist", fn)
 
@@ -152,9 +155,9 @@ def objective_from_config(cfg, class_stats: list | None = None, class_grams: lis
     """The objective a GenerateConfig names: eq. 3 plus every term whose weight is not 0."""
     obj = classification()
     if cfg.diversity_weight:
-        obj = obj + cfg.diversity_weight * diversity()
+        obj = obj + cfg.diversity_weight * diversity(cfg.diversity_form)
     if cfg.distribution_weight:
-        obj = obj + cfg.distribution_weight * distribution(class_stats)
+        obj = obj + cfg.distribution_weight * distribution(class_stats, cfg.distribution_form)
     if cfg.gram_weight:
         obj = obj + cfg.gram_weight * gram(class_grams)
     if cfg.tv_weight:

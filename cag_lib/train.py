@@ -26,6 +26,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
@@ -54,7 +55,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.0
-    augment: str = "light"            # "none", "light" (flip, shift) or "strong" (+ rotate, scale, noise)
+    augment: str = "light"            # "none", "light" (flip, shift), "strong" (+ rotate, scale, noise) or
+                                      # "degrade" (light + blur, lower contrast, noise)
     seed: int = 0
     mask_ratio: float = 0.75          # MAE
     visible_weight: float = 0.25      # MAE: weight of the error on visible patches (0 = official loss)
@@ -141,6 +143,15 @@ def augment(x: torch.Tensor, strength: str, g: torch.Generator) -> torch.Tensor:
     if strength == "strong":  # mild pixel noise on half the batch
         sigma = torch.rand(b, 1, 1, 1, generator=g) * 0.05 * (torch.rand(b, 1, 1, 1, generator=g) < 0.5)
         x = (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    if strength == "degrade":  # each on half the batch: blur (sigma up to 1.5 px), contrast 0.5-1, noise
+        half = lambda: (torch.rand(b, 1, 1, 1, generator=g) < 0.5).float()  # noqa: E731
+        sigma = 0.3 + 1.2 * torch.rand(1, generator=g).item()
+        blurred = TF.gaussian_blur(x, kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)
+        x = torch.lerp(x, blurred, half())
+        mean = x.mean((1, 2, 3), keepdim=True)
+        contrast = 1 - 0.5 * torch.rand(b, 1, 1, 1, generator=g) * half()
+        x = mean + contrast * (x - mean)
+        x = (x + half() * 0.08 * torch.rand(b, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)).clamp(0, 1)
     return x
 
 

@@ -64,7 +64,7 @@ def test_text_to_image_runs_in_the_one_loop(clip, mae):
                  GenerateConfig(steps=3, resolutions=(16, 32), distribution_weight=0, progress=False))
     assert r.reconstructions.shape == (2, 3, 32, 32) and len(r.history["loss"]) == 3
     with pytest.raises(ValueError, match="class_stats"):     # no real images of a new prompt: no eq. 6
-        generate(b, [0], GenerateConfig(steps=1, progress=False))
+        generate(b, [0], GenerateConfig(steps=3, progress=False))
 
 
 def test_imagenet_clip_builds_without_weights_and_fails_fast_offline(monkeypatch):
@@ -158,7 +158,7 @@ def text_to_image():
 def test_text_to_image_benchmark_runs_and_reads_real_scenes_right(text_to_image, tmp_path):
     import json
     out = tmp_path / "t2i.json"
-    text_to_image.main(["--per-prompt", "2", "--steps", "2", "--rows", "1 CLIP", "--json", str(out),
+    text_to_image.main(["--per-prompt", "2", "--steps", "3", "--rows", "1 CLIP", "--json", str(out),
                         "--out", str(tmp_path / "grids")])
     r = json.loads(out.read_text())
     assert r["clips"] == 8 and r["device"] == "cpu" and len(r["prompts"]) == 10
@@ -193,7 +193,7 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
     with pytest.raises(SystemExit, match="GenerateConfig field"):
         text_to_image.parse_sets(["learning_rate=0.1"])
     out = tmp_path / "seen.json"
-    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--set",
+    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "3", "--rows", "1 CLIP", "--set",
                         "resolutions=32", "--clips", "3", "--json", str(out), "--out", str(tmp_path / "grids")])
     r = json.loads(out.read_text())
     assert r["prompt_set"] == "seen" and r["set"] == ["resolutions=32"] and len(r["prompts"]) == len(TUNING)
@@ -206,6 +206,6 @@ def test_tuning_compositions_are_seen_and_the_benchmark_tunes_on_them(text_to_im
     with pytest.raises(SystemExit, match="ships 8 robust CLIPs"):
         text_to_image.main(["--robust", "--clips", "9"])
     assert r["real images"]["shape+colour_acc"] == 1.0          # the judges read the seen scenes right too
-    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "2", "--rows", "1 CLIP", "--robust",
+    text_to_image.main(["--prompts", "seen", "--per-prompt", "1", "--steps", "3", "--rows", "1 CLIP", "--robust",
                         "--clips", "2", "--json", str(out), "--out", str(tmp_path / "grids")])
     assert json.loads(out.read_text())["members"] == ["clip_adv0", "clip_adv1"]

@@ -78,8 +78,8 @@ def test_masks_drawn_per_stage_are_the_per_step_draws(bundle):
     one_by_one = [bundle.mae.mask_noise(5, g, device="cpu") for _ in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(at_once, one_by_one))
     assert fw.masks(5, 3, g)[0].shape == (5, bundle.mae.num_patches)
-    assert fw.masks(5, 0, g) == []                        # a stage without steps (steps < stages)
-    assert len(generate(bundle, [1], replace(QUICK, steps=2)).history["resolution"]) == 2
+    assert fw.masks(5, 0, g) == []                        # a stage without steps
+    assert generate(bundle, [1], replace(QUICK, steps=3)).history["resolution"] == [8, 16, 32]
     assert Forward(bundle.mae, bundle.classifiers, replace(QUICK, use_mae=False), g).masks(5, 3, g) == [None] * 3
 
 
@@ -114,7 +114,7 @@ def script(name: str, *args) -> None:
 def test_the_cpu_speed_benchmark_runs_small_and_renders_its_tables(tmp_path):
     import json
     out = tmp_path / "speed.json"
-    script("speed_cpu.py", "--batch", "4", "--steps", "1", "--rounds", "1", "--full-steps", "3", "--no-compile",
+    script("speed_cpu.py", "--batch", "4", "--steps", "3", "--rounds", "1", "--full-steps", "3", "--no-compile",
            "--threads", "1", "--json", str(out))
     r = json.loads(out.read_text())
     assert [v["variant"] for v in r["variants"]] == ["before", "+ channels_last", "+ bf16 autocast",
