@@ -34,11 +34,13 @@ from cag_lib.lucent_baseline import lucent_images
 from cag_lib.panel import (
     TEST_JUDGES,
     ablation_table,
+    classification_accuracy_score,
     load_judges,
     load_sample_set,
     minus_one_table,
     real_row,
     reference_features,
+    reference_images,
     score_set,
     set_slug,
     source_inception_score,
@@ -66,6 +68,13 @@ ROWS = {
     **{f"{name}, bf16": ("sample", ["--recipe", name, "--set", "autocast=bf16"], "images")
        for name in ("full - MAE", "full - progressive", "full - diversity", "full - distribution",
                     "full - ensemble")},
+    "full - blur, bf16": ("sample", ["--recipe", "full - blur", "--set", "autocast=bf16"], "images"),
+    # CaG as the paper writes it (x shown), the same run shown as g(x), and each of the book's
+    # departures from the paper as one change (bf16, as the full-minus-one rows)
+    "CaG (paper), x, bf16": ("sample", ["--recipe", "CaG (paper)", "--set", "autocast=bf16"], "inputs"),
+    "CaG (paper), g(x), bf16": ("sample", ["--recipe", "CaG (paper)", "--set", "autocast=bf16"], "images"),
+    **{f"{name}, x, bf16": ("sample", ["--recipe", name, "--set", "autocast=bf16"], "inputs")
+       for name in ("paper + cosine eq. 4", "paper + averaged eq. 6", "paper + blur")},
     "classic (every prior, no MAE)": ("sample", ["--recipe", "classic: ens+prog+blur+jitter+TV"], "images"),
     "eq. 1": ("sample", ["--recipe", "eq1"], "images"),
     # Lucent's render_vis defaults (torch-lucent) on the ResNet source, adapted to 32x32 grey
@@ -177,10 +186,12 @@ def score(rows=None) -> dict:
     costs = json.loads(COST.read_text())["rows"] if COST.exists() else {}
     report = {"reference": "Fashion-MNIST test images 5000-9999 (5000)", "validation_judge": bundle.spec.judge,
               "test_judges": list(TEST_JUDGES["fmnist"]), "rows": {}}
+    test_x, test_y = reference_images("fmnist")     # CAS is tested on the reference: no row trains on it
     for row in rows or stored_rows():
         x, y, meta = load_sample_set(row, SAMPLES)
         scores = score_set(judges, x, y, refs)
         scores["source_is"] = source_inception_score(bundle, x)
+        scores["cas"] = classification_accuracy_score(x, y.long(), test_x, test_y.long())
         cost = costs.get(row.replace(", x", ", g(x)"), {})
         report["rows"][row] = {"n": len(y), "cost": {**cost, "threads": 1} if cost else {},
                                "while_stored": {k: meta[k] for k in ("seconds_per_image", "threads", "processes")
@@ -188,7 +199,8 @@ def score(rows=None) -> dict:
                                "command": meta.get("command", meta["how"]), **scores}
         print(f"{row:34s} validation acc {scores['validation']['acc']:.3f}  test judges acc "
               f"{scores['test_mean']['acc']:.3f} [{scores['test_mean']['acc_min']:.3f}, "
-              f"{scores['test_mean']['acc_max']:.3f}]  FD {scores['test_mean']['fd']:.2f}", flush=True)
+              f"{scores['test_mean']['acc_max']:.3f}]  FD {scores['test_mean']['fd']:.2f}  CAS {scores['cas']:.3f}",
+              flush=True)
     return report
 
 

@@ -38,7 +38,7 @@ MAE_STAGES_LOSSES_ENSEMBLE = replace(MAE_STAGES_LOSSES, classifiers=FULL.classif
 # both sources. The summed forms have another scale than the book's, so their weights were chosen
 # on the validation judge alone (benchmarks/paper_weights.py).
 PAPER = replace(FULL, diversity_form="paper", distribution_form="paper", blur_sigma=0.0,
-                diversity_weight=1e-4, distribution_weight=0.01)
+                diversity_weight=1e-5, distribution_weight=1.0)
 
 RECIPES = {
     "eq1": EQ1,

@@ -116,3 +116,26 @@ def test_eq4_and_eq6_vectorised_are_the_per_class_loops():
             if loop.requires_grad:
                 (g1,), (g2,) = torch.autograd.grad(ours, f), torch.autograd.grad(loop, f)
                 assert torch.isfinite(g1).all() and torch.allclose(g1, g2, atol=1e-6), b
+
+
+def test_eq4_as_the_paper_writes_it_sums_raw_inner_products_over_ordered_pairs():
+    from cag_lib.losses import diversity_loss_paper
+    g = torch.Generator().manual_seed(0)
+    f, y = torch.randn(6, 5, generator=g), torch.tensor([0, 0, 1, 1, 1, 2])
+    by_hand = sum(f[i] @ f[j] for i in range(6) for j in range(6) if i != j and y[i] == y[j])
+    assert diversity_loss_paper(f, y).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert diversity_loss_paper(2 * f, y).item() == pytest.approx(4 * by_hand.item(), rel=1e-6)   # not a cosine
+    assert diversity_loss_paper(f, torch.arange(6)).item() == 0                              # no pair: nothing
+
+
+def test_eq6_as_the_paper_writes_it_is_the_sum_over_features():
+    g = torch.Generator().manual_seed(1)
+    f, y = torch.randn(8, 7, generator=g), torch.tensor([0, 0, 0, 1, 1, 1, 1, 2])
+    mean, std = torch.randn(3, 7, generator=g), torch.rand(3, 7, generator=g) + 0.5
+    summed, averaged = distribution_loss(f, y, mean, std, "sum"), distribution_loss(f, y, mean, std)
+    assert summed.item() == pytest.approx(7 * averaged.item(), rel=1e-6)
+    by_hand = sum(((f[y == c].mean(0) - mean[c]) ** 2).sum() + ((f[y == c].std(0) - std[c]) ** 2).sum()
+                  for c in (0, 1)) + ((f[y == 2].mean(0) - mean[2]) ** 2).sum()
+    assert summed.item() == pytest.approx(by_hand.item() / 3, rel=1e-5)      # averaged over the 3 classes present
+    with pytest.raises(ValueError, match="'mean' .* or 'sum'"):
+        distribution_loss(f, y, mean, std, "max")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cag_lib.metrics import inception_score, kid_from_features, precision_recall
+from cag_lib.metrics import frechet_distance, gaussian_stats, inception_score, kid_from_features, precision_recall
 
 
 def test_precision_recall_by_hand():
@@ -85,3 +85,35 @@ def test_evaluate_asks_the_judge_and_not_the_sources():
     b = types.SimpleNamespace(classifiers=[Constant(0)], judge=Constant(2))
     row = evaluate(b, torch.rand(6, 1, 8, 8), torch.full((6,), 2))
     assert row["judge_acc"] == 1.0 and row["source_acc"] == 0.0
+
+
+def test_precision_recall_agree_with_prdc():
+    """The hand-written improved precision and recall equal the maintained prdc package's
+    (Naeem et al. 2020's reference code) on the same features."""
+    import numpy as np
+    from prdc import compute_prdc
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(300, 8, generator=g), 0.7 * torch.randn(200, 8, generator=g) + 0.4
+    ours = precision_recall(fake, real, k=3)
+    theirs = compute_prdc(real.numpy().astype(np.float64), fake.numpy().astype(np.float64), nearest_k=3)
+    assert ours == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-12)
+
+
+def test_frechet_distance_agrees_with_torchmetrics_fid_on_the_same_features():
+    """frechet_distance(gaussian_stats(...)) is torchmetrics' FID with the judge's features as the
+    feature extractor (here: the features themselves)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Given(torch.nn.Module):        # "images" that are already feature vectors
+        num_features = 6
+
+        def forward(self, x):
+            return x
+
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(400, 6, generator=g), 1.3 * torch.randn(300, 6, generator=g) + 0.5
+    fid = FrechetInceptionDistance(feature=Given(), normalize=True)
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    ours = frechet_distance(*gaussian_stats(fake), *gaussian_stats(real))
+    assert ours == pytest.approx(float(fid.compute()), rel=1e-6)

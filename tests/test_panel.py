@@ -3,9 +3,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cag_lib.panel import (
     MINUS_ONE,
+    NOT_TRAINED,
     TEST_JUDGES,
     ablation_table,
     load_judges,
@@ -27,10 +29,16 @@ def report():
 
 
 def test_test_judges_are_in_the_zoo_and_good_enough():
+    """At least six test judges: networks of three families other than the validation judge's, with
+    no, light, strong and degrading augmentation, and one that is no network at all."""
     entries = read_manifest()["fmnist"]
-    archs = {entries[n]["arch"] for n in TEST_JUDGES["fmnist"]}
-    assert len(archs) == 3 and entries["convnext"]["arch"] not in archs      # other families
-    for n in TEST_JUDGES["fmnist"]:
+    networks = [n for n in TEST_JUDGES["fmnist"] if n not in NOT_TRAINED]
+    assert len(TEST_JUDGES["fmnist"]) >= 6 and NOT_TRAINED & set(TEST_JUDGES["fmnist"])
+    archs = {entries[n]["arch"] for n in networks}
+    assert len(archs) >= 3 and entries["convnext"]["arch"] not in archs      # other families
+    augment = {entries[n]["training"]["config"]["augment"] for n in networks}
+    assert augment >= {"none", "light", "strong", "degrade"}
+    for n in networks:
         assert entries[n]["role"] == "test-judge" and entries[n]["metrics"]["test_accuracy"] >= 0.89, n
 
 
@@ -106,3 +114,31 @@ def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report, bo
     assert div["test_mean"]["diversity"] < full["test_mean"]["diversity"]
     assert div["test_mean"]["recall"] < full["test_mean"]["recall"]
     assert abs(div["test_mean"]["fd"] - full["test_mean"]["fd"]) < 2                 # "at the same FD"
+
+
+def test_the_nearest_neighbour_judge_is_a_rule_on_the_training_images(monkeypatch):
+    """No network: the 10 nearest training images vote, in their first principal components."""
+    import cag_lib.panel as panel
+    g = torch.Generator().manual_seed(0)
+    centres = torch.rand(3, 1, 8, 8, generator=g)
+    y = torch.arange(3).repeat(40)
+    x = (centres[y] + 0.05 * torch.randn(120, 1, 8, 8, generator=g)).clamp(0, 1)
+    monkeypatch.setattr(panel, "load_world", lambda world, split: (x, y))
+    judge = panel.NearestNeighbourJudge.fit("toy", dims=4)
+    out = judge(centres)
+    assert out.logits.argmax(1).tolist() == [0, 1, 2] and out.features.shape == (3, 4)
+    assert out.logits.softmax(1).max(1).values.min() > 0.9         # ten votes of ten
+    assert torch.allclose(judge.bank, judge(x).features, atol=1e-5)   # the training images' own coordinates
+
+
+def test_cas_learns_the_class_from_samples_that_carry_it_and_nothing_from_shuffled_labels():
+    from cag_lib.panel import classification_accuracy_score
+    from cag_lib.data import load_world
+    x, y = load_world("fmnist", "test")
+    train, labels, test, test_labels = x[:600], y[:600], x[5000:6000], y[5000:6000]
+    good = classification_accuracy_score(train, labels, test, test_labels, epochs=10)
+    shuffled = labels[torch.randperm(600, generator=torch.Generator().manual_seed(0))]
+    bad = classification_accuracy_score(train, shuffled, test, test_labels, epochs=10)
+    one_per_class = torch.cat([(y[:600] == c).nonzero()[:1, 0].repeat(60) for c in range(10)])   # collapse
+    collapsed = classification_accuracy_score(train[one_per_class], labels[one_per_class], test, test_labels, epochs=10)
+    assert good > 0.7 and bad < 0.25 and collapsed < good - 0.15, (good, bad, collapsed)
