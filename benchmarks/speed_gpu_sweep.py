@@ -4,8 +4,8 @@
     python benchmarks/speed_gpu_sweep.py --tiny --device cpu --batches 2 4 --variants fp32 bf16
                                                                         # the same script, small and quick
 
-Random weights (speed does not depend on them), the paper's preset at its last stage (x at 256 px,
-the MAE at 224, Inception-v3 at 299 and ViT-S at 224, both sources, the diversity loss and, with
+Random weights (speed does not depend on them), the paper's preset at its last stage (x and the
+MAE at 256 px, Inception-v3 at 299 and ViT-S at 224, both sources, the diversity loss and, with
 random statistics, the distribution loss). For every batch size and variant: milliseconds per step
 (median of --rounds rounds of --steps steps, after warm-up and compilation), the step's FLOPs
 (counted once per batch by torch.utils.flop_counter), TFLOP/s, the fraction of the matmul peak

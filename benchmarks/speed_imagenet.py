@@ -3,11 +3,13 @@
     python benchmarks/speed_imagenet.py                      # CPU: batch 2, fp32
     python benchmarks/speed_imagenet.py --device cuda --batch 16 --bf16 --channels-last --compile
 
-One optimiser step of the paper's preset at its last stage (x at 256 px, the MAE at 224, Inception-v3
+One optimiser step of the paper's preset at its last stage (x and the MAE at 256 px, Inception-v3
 at 299 and ViT-S at 224, both sources, the diversity loss and, with random statistics, the
 distribution loss) is timed after warm-up. The step's floating-point operations are counted once
 with torch.utils.flop_counter, so achieved TFLOP/s = FLOPs / time; the device's peak is measured in
-the same run with a large matmul in the same precision. Prints a table and writes JSON.
+the same run with a large matmul in the same precision. Prints a table and writes JSON. The stored
+results in benchmarks/results/speed_imagenet_*.json were measured with the MAE at 224 px (196
+patches; 256 at 256 px), before it was built at the paper's size.
 """
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def compile_networks(bundle, mode: str = "default"):
 def step_flops(bundle, cfg, batch: int) -> float:
     """Floating-point operations of one step of `cfg` for `batch` images (torch's FLOP counter)."""
     with FlopCounterMode(display=False) as fc:
-        generate(bundle, list(range(batch)), replace(cfg, steps=1, final_masks=1))
+        generate(bundle, list(range(batch)), replace(cfg, steps=1, resolutions=cfg.resolutions[-1:], final_masks=1))
     return float(fc.get_total_flops())
 
 

@@ -179,7 +179,7 @@ def check_prompts(tokenizer, prompts: Sequence[str], known_tokens: torch.Tensor 
     if known_tokens is not None:
         known = set(known_tokens.tolist())
         for p in prompts:
-            unknown = [w for w in dict.fromkeys(re.findall(r"\w+|[^\w\s]", str(p))) if not set(encode(w)) <= known]
+            unknown = [w for w in dict.fromkeys(re.findall(r"\w+", str(p))) if not set(encode(w)) <= known]
             if unknown:
                 raise ValueError(f"this CLIP never saw the words {', '.join(map(repr, unknown))} (in the prompt "
                                  f"{p[:60]!r}): it has no trained embedding for them, so the prompt cannot "

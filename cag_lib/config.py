@@ -76,7 +76,7 @@ def _check_schedule(cfg: GenerateConfig) -> None:
                          f"starting from the last one upsampled; give increasing sizes, e.g. (8, 16, 32)")
     if cfg.steps < len(res):
         raise ValueError(f"GenerateConfig steps={cfg.steps} for {len(res)} stages {res!r}: the first "
-                         f"{len(res) - cfg.steps} stage(s) would get no step; give steps >= {len(res)} or "
+                         f"{len(res) - 1} stage(s) would get no step; give steps >= {len(res)} or "
                          f"fewer resolutions")
     if cfg.classifiers is not None and len(set(cfg.classifiers)) != len(cfg.classifiers):
         raise ValueError(f"GenerateConfig classifiers={cfg.classifiers!r} names a source twice; each "

@@ -27,6 +27,11 @@ import torch
 
 from .errors import CorruptFileError, FolderInUseError
 
+try:
+    import fcntl                              # advisory file locks (Linux, macOS)
+except ImportError:                           # Windows
+    fcntl = None
+
 __all__ = ["CorruptFileError", "FolderInUseError", "read_or_explain", "read_json", "read_npz", "save_checked",
            "load_checked", "hold_folder"]
 
@@ -99,54 +104,39 @@ LOCK = ".lock"
 
 @contextmanager
 def hold_folder(folder, what: str):
-    """Create `folder` and hold it for this run: <folder>/.lock names the holder (what, pid, host,
-    since) until the block ends. A second run while one holds it gets FolderInUseError naming the
-    holder; a lock left by a process of this machine that is gone (killed outright) is taken over."""
+    """Create `folder` and hold it for this run: an exclusive lock on <folder>/.lock (flock), which
+    names the holder (what, pid, host, since). A second run while one holds it gets FolderInUseError
+    naming the holder. The kernel drops the lock when the holder ends, however it ends (killed
+    outright too), so a stale lock cannot keep a folder. (Windows has no flock: runs there are not
+    kept apart.)"""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK
     me = {"what": what, "pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            holder = _read_holder(lock)
-            if holder is None or holder.get("host") != me["host"] or _alive(holder.get("pid")):
-                raise FolderInUseError(_in_use(folder, lock, holder)) from None
-            print(f"{folder}: taking over from a run that is gone (pid {holder.get('pid')}, {holder.get('what')})",
-                  flush=True)
-            lock.unlink(missing_ok=True)
-    with os.fdopen(fd, "w") as f:
-        json.dump(me, f)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
     try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderInUseError(_in_use(folder, lock, _read_holder(lock))) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(me).encode())
         yield folder
     finally:
-        lock.unlink(missing_ok=True)
+        os.close(fd)                           # releases the lock
 
 
 def _read_holder(lock: Path) -> dict | None:
     try:
         got = json.loads(lock.read_text())
         return got if isinstance(got, dict) else None
-    except (OSError, ValueError):          # being written this instant, or not ours: held
+    except (OSError, ValueError):          # being written this instant: held, holder unknown
         return None
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return True                          # cannot tell: treat as held
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _in_use(folder: Path, lock: Path, holder: dict | None) -> str:
     who = (f"{holder.get('what')} (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"
            if holder else "another run")
     return (f"{folder} is in use by {who}: two runs in one folder would overwrite each other's files. Wait for "
-            f"it to finish or give another folder; if that run is gone, delete {lock}")
+            f"it to finish, or give another folder")

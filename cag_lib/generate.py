@@ -126,7 +126,7 @@ def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.
         raise ValueError("init holds NaN or infinite values; give images in [0, 1]")
     lo, hi = x.min().item(), x.max().item()
     if lo < -1e-3 or hi > 1 + 1e-3:                      # a small overshoot (resampling) is clamped
-        hint = "divide 0-255 images by 255" if hi > 2 else "undo the normalisation: x * std + mean"
+        hint = "divide 0-255 images by 255" if lo >= 0 and hi > 2 else "undo the normalisation: x * std + mean"
         raise ValueError(f"init holds values in [{lo:.3g}, {hi:.3g}]; give images in [0, 1] ({hint})")
     x = x.clamp(0, 1)
     if x.shape[-2:] != (res, res):
@@ -218,7 +218,7 @@ def check_class_stats(class_stats, sources: list, n_classes: int) -> None:
         ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
         if not ok or pair[0].ndim != 2 or pair[0].shape != pair[1].shape or len(pair[0]) != (n_classes or len(pair[0])):
             got = [tuple(t.shape) for t in pair] if ok else type(pair).__name__
-            raise ValueError(f"class_stats[{i}] is {got}; give (mean, std) of shape ({n_classes}, D), {how}")
+            raise ValueError(f"class_stats[{i}] is {got}; give (mean, std) of shape ({n_classes or 'K'}, D), {how}")
 
 
 def _measured(models, method: str, idx: list, weight: str, argument: str) -> list:

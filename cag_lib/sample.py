@@ -428,11 +428,13 @@ def run(args) -> dict:
                 held.enter_context(hold_folder(args.out, command))
                 check_manifest(args.out, spec, about)
                 pending = scan(args.out, shards, spec.run_id(), redo=not args.resume)
-            except (ValueError, FolderInUseError) as e:
+            except Exception as e:   # every rank must hear of it, or the others wait at the broadcast
                 error = (type(e).__name__, str(e))
         pending, error = broadcast(d, (pending, error))
         if error:
-            raise (FolderInUseError if error[0] == "FolderInUseError" else RunMismatchError)(error[1])
+            kinds = {"FolderInUseError": FolderInUseError, "RunMismatchError": RunMismatchError,
+                     "CorruptFileError": CorruptFileError, "ValueError": ValueError}
+            raise kinds.get(error[0], RuntimeError)(error[1] if error[0] in kinds else f"{error[0]}: {error[1]}")
         return make_and_merge(args, d, bundle, cfg, spec, shards, pending)
 
 
@@ -467,7 +469,7 @@ def main(argv=None) -> None:
         print(f"interrupted: finished shards are kept in {args.out}; run the same command again to continue",
               file=sys.stderr, flush=True)
         sys.exit(130)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:   # OSError: a folder that cannot be written, a full disk
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     finally:
