@@ -45,7 +45,7 @@ def test_test_judges_are_in_the_zoo_and_good_enough():
 def test_every_row_has_a_thousand_images_and_every_number_for_every_judge(report):
     judges = ["validation", *TEST_JUDGES["fmnist"]]
     for name, row in report["rows"].items():
-        assert row["n"] >= 1000, name
+        assert row["n"] >= 1000 and 0 <= row["cas"] <= 1, name
         for j in judges:
             assert set(row[j]) >= {"acc", "conf", "fd", "kid", "kid_std", "precision", "recall", "is"}, (name, j)
 
@@ -142,3 +142,24 @@ def test_cas_learns_the_class_from_samples_that_carry_it_and_nothing_from_shuffl
     one_per_class = torch.cat([(y[:600] == c).nonzero()[:1, 0].repeat(60) for c in range(10)])   # collapse
     collapsed = classification_accuracy_score(train[one_per_class], labels[one_per_class], test, test_labels, epochs=10)
     assert good > 0.7 and bad < 0.25 and collapsed < good - 0.15, (good, bad, collapsed)
+
+
+def test_the_verdicts_say_every_judge_only_when_every_judge_agrees():
+    from cag_lib.panel import PAPER_ROWS, judges_verdict, paper_verdict
+    judges = ["a", "b", "c"]
+
+    def row(accs, fds, cas):
+        return {**{j: {"acc": x, "fd": f} for j, x, f in zip(judges, accs, fds)}, "cas": cas}
+    rows = {PAPER_ROWS[0][1]: row([0.5, 0.5, 0.5], [10, 10, 10], 0.6),
+            PAPER_ROWS[1][1]: row([0.6, 0.7, 0.4], [5, 6, 20], 0.7),      # two judges of three agree
+            PAPER_ROWS[2][1]: row([0.6, 0.7, 0.55], [5, 6, 8], 0.7)}      # all three agree
+    said = paper_verdict({"rows": rows, "test_judges": judges}).split("\n")
+    assert said[0].startswith(f"- **{PAPER_ROWS[1][0]}**: 2 of 3 test judges recognise more pictures")
+    assert "for 2 of 3 test judges they are closer to the data (FD × 0.50 to × 2.00)" in said[0]
+    assert said[1].startswith(f"- **{PAPER_ROWS[2][0]}**: every test judge recognises more pictures")
+    assert "for every test judge they are closer to the data" in said[1] and "CAS 0.700 against 0.600" in said[1]
+    rows = {"real": row([0.9, 0.92, 0.91], [1, 1, 1], 0.8), "DDPM, 1000 steps": row([0.85, 0.86, 0.87], [2, 4, 3], 0.75),
+            "CaG full, 250 steps, g(x)": row([0.6, 0.95, 0.8], [20, 20, 60], 0.5)}
+    said = judges_verdict({"rows": rows, "test_judges": judges})
+    assert "CaG's pictures (full recipe, g(x)) 0.600 to 0.950: a spread of 0.35 against the DDPM's 0.02" in said
+    assert "CaG's FD is at least 5.0 times the DDPM's" in said and "on CaG's 0.500" in said
