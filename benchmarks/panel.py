@@ -5,6 +5,7 @@
     python benchmarks/panel.py score                # score every stored set -> the JSON the book quotes
     python benchmarks/panel.py list                 # the rows and whether they are stored
     python benchmarks/panel.py table                # the ablation page's two tables, from the JSON
+    python benchmarks/panel.py figure               # the paper rows side by side -> book/figures/
 
 `make` runs the sampling command for a row (100 images per class, seed 0, resumable: run it again
 after a stop) in runs/panel/<row>/ and stores the images as uint8 with their targets in
@@ -204,9 +205,22 @@ def score(rows=None) -> dict:
     return report
 
 
+def paper_figure(path: Path = ROOT / "book" / "figures" / "paper_rows.png") -> None:
+    """The paper's recipe and each departure, one row each: the first two stored images of every
+    class, from the same sets the panel scored."""
+    from cag_lib.panel import PAPER_ROWS
+    from cag_lib.viz import rows_figure
+    pictures = {}
+    for label, row in PAPER_ROWS:
+        x, y, _ = load_sample_set(row, SAMPLES)
+        pictures[label] = torch.cat([x[y == c][:2] for c in range(10)])
+    rows_figure(pictures, path, scale=1.2)
+    print(f"wrote {path}")
+
+
 def main(argv=None):
     p = bench.parser(__doc__, threads=1)
-    p.add_argument("what", choices=["make", "cost", "score", "list", "table"])
+    p.add_argument("what", choices=["make", "cost", "score", "list", "table", "figure"])
     p.add_argument("rows", nargs="*", help="rows to make (names from ROWS)")
     p.add_argument("--procs", type=int, default=2, help="make: sampling processes side by side (torchrun)")
     p.add_argument("--json", type=Path, default=JSON)
@@ -218,6 +232,8 @@ def main(argv=None):
     if a.what == "table":        # the markdown the ablation page pastes: two tables
         report = json.loads(a.json.read_text())
         print(ablation_table(report) + "\n\n" + minus_one_table(report))
+    elif a.what == "figure":
+        paper_figure()
     elif a.what == "list":
         for r in ROWS:
             print(("stored  " if r in stored_rows() else "missing ") + r)

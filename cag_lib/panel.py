@@ -1,13 +1,15 @@
 """A sealed panel of judges, and the numbers that compare generators.
 
 A generator's own classifiers flatter it, and so does a judge that was watched while the recipe
-was chosen. Fashion-MNIST therefore has four judges, none of them used for generation:
+was chosen. Fashion-MNIST therefore has seven judges, none of them used for generation:
 
 - the **validation judge** (the bundle's ConvNeXt): the only judge looked at while choosing a
   recipe or a setting;
-- three **test judges** (`TEST_JUDGES`): other architecture families (a CNN without normalisation
-  layers, an MLP-Mixer that sees the images resized to 28x28, a ResNet-D), other augmentation and
-  seeds, trained separately and only ever reported.
+- six **test judges** (`TEST_JUDGES`): other architecture families (a CNN without normalisation
+  layers, an MLP-Mixer that sees the images resized to 28x28, a ResNet-D), other augmentation
+  (none; light; strong; "degrade": blur, contrast, noise) and seeds, trained separately and only
+  ever reported; and one that is no network (`NearestNeighbourJudge`: ten nearest training images
+  vote in 64 principal components of pixels).
 
 Every sample set is compared with one fixed real reference, the last 5,000 test images, in each
 judge's penultimate features scaled so that the reference has variance 1 per dimension on average
