@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import zoo
+from .claims import difference_se
 from .data import load_world
 from .files import read_json, read_or_explain
 from .metrics import (frechet_distance, gaussian_stats, inception_score, intra_class_diversity,
@@ -311,30 +312,48 @@ def _every(values: list, positive: bool) -> str:
     return "every test judge" if agree == len(values) else f"{agree} of {len(values)} test judges"
 
 
-def paper_verdict(report: dict) -> str:
-    """What each departure from the paper changes, in words, from the stored numbers: the direction
-    most test judges see, how many of them see it, the range over judges, and CAS, which asks no
-    judge."""
-    rows, judges = report["rows"], list(report["test_judges"])
-    paper = rows.get(PAPER_ROWS[0][1])
-    if paper is None:
+def change_verdict(report: dict, base: str, rows, base_label: str) -> str:
+    """What each row (label, name) changes against the row `base`, in words, from the stored
+    numbers: the direction most test judges see, how many of them see it, the range over judges,
+    and CAS, which asks no judge."""
+    stored, judges = report["rows"], list(report["test_judges"])
+    ref = stored.get(base)
+    if ref is None:
         return ""
     lines = []
-    for label, name in PAPER_ROWS[1:]:
-        r = rows.get(name)
+    for label, name in rows:
+        r = stored.get(name)
         if r is None:
             continue
-        d_acc = [r[j]["acc"] - paper[j]["acc"] for j in judges]
-        log_fd = [math.log(r[j]["fd"] / paper[j]["fd"]) for j in judges]
+        d_acc = [r[j]["acc"] - ref[j]["acc"] for j in judges]
+        log_fd = [math.log(r[j]["fd"] / ref[j]["fd"]) for j in judges]
         up, far = (sum(v > 0 for v in d_acc) * 2 > len(judges)), (sum(v > 0 for v in log_fd) * 2 > len(judges))
         who_acc, who_fd = _every(d_acc, up), _every(log_fd, far)
         ratios = [math.exp(v) for v in log_fd]
-        cas = f" CAS {r['cas']:.3f} against {paper['cas']:.3f}." if "cas" in r and "cas" in paper else ""
-        lines.append(f"- **{label}**: {who_acc} recognise{'s' if who_acc.startswith('every') else ''} "
-                     f"{'more' if up else 'fewer'} pictures than with the paper's recipe ({min(d_acc):+.3f} to "
-                     f"{max(d_acc):+.3f}), and for {who_fd} they are {'further from' if far else 'closer to'} the "
-                     f"data (FD × {min(ratios):.2f} to × {max(ratios):.2f}).{cas}")
+        cas = f" CAS {r['cas']:.3f} against {ref['cas']:.3f}." if "cas" in r and "cas" in ref else ""
+        noise = [2 * difference_se(r[j]["acc"], ref[j]["acc"], r.get("n", 1000), ref.get("n", 1000)) for j in judges]
+        if all(abs(d) < e for d, e in zip(d_acc, noise)):   # within two standard errors for every judge
+            recognised = (f"no test judge's accuracy moves by more than two standard errors of a difference at "
+                          f"N = 1,000 ({min(d_acc):+.3f} to {max(d_acc):+.3f})")
+        else:
+            recognised = (f"{who_acc} recognise{'s' if who_acc.startswith('every') else ''} "
+                          f"{'more' if up else 'fewer'} pictures than with {base_label} ({min(d_acc):+.3f} to "
+                          f"{max(d_acc):+.3f})")
+        lines.append(f"- **{label}**: {recognised}, and for {who_fd} the pictures are "
+                     f"{'further from' if far else 'closer to'} the data (FD × {min(ratios):.2f} to × "
+                     f"{max(ratios):.2f}).{cas}")
     return "\n".join(lines)
+
+
+def paper_verdict(report: dict) -> str:
+    """Each departure from the paper against the paper's recipe (change_verdict)."""
+    return change_verdict(report, PAPER_ROWS[0][1], PAPER_ROWS[1:], "the paper's recipe")
+
+
+def minus_one_verdict(report: dict) -> str:
+    """Each part removed from the full recipe against the full recipe (change_verdict, bf16 rows)."""
+    return change_verdict(report, "CaG full, 250 steps, g(x), bf16", [(n, f"{n}, bf16") for n in MINUS_ONE],
+                          "the full recipe")
 
 
 def judges_verdict(report: dict, cag: str = "CaG full, 250 steps, g(x)", paper: str = "CaG (paper), x, bf16",
@@ -424,4 +443,5 @@ if __name__ == "__main__":  # the ablation page's tables: python -m cag_lib.pane
     import sys
     stored = read_json(results_dir() / "panel_fmnist.json", RESTORE)
     print({"ablation": ablation_table, "minus_one": minus_one_table, "paper": paper_table,
-           "judges": judges_table, "paper_verdict": paper_verdict, "judges_verdict": judges_verdict}[sys.argv[1]](stored))
+           "judges": judges_table, "paper_verdict": paper_verdict, "judges_verdict": judges_verdict,
+           "minus_one_verdict": minus_one_verdict}[sys.argv[1]](stored))

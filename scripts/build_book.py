@@ -39,8 +39,8 @@ from repository import NOTICE, configured_from, fill, is_placeholder, stage_conf
 
 from cag_lib import text_results, zoo
 from cag_lib.metrics import ablation_markdown
-from cag_lib.panel import (ablation_table, judges_table, judges_verdict, minus_one_table, paper_table, paper_verdict,
-                           results_dir)
+from cag_lib.panel import (ablation_table, judges_table, judges_verdict, minus_one_table, minus_one_verdict,
+                           paper_table, paper_verdict, results_dir)
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "_build" / "site"
@@ -136,6 +136,7 @@ GENERATED = {
     "panel_judges": lambda: judges_table(stored_panel()),
     "paper_verdict": lambda: paper_verdict(stored_panel()),
     "judges_verdict": lambda: judges_verdict(stored_panel()),
+    "minus_one_verdict": lambda: minus_one_verdict(stored_panel()),
     "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
     "chapter_minutes": lambda: minutes_table(),
     **{f"clip_lab_{name}": (lambda name=name: text_results.lab_tables()[name])

@@ -39,7 +39,7 @@ def test_test_judges_are_in_the_zoo_and_good_enough():
     augment = {entries[n]["training"]["config"]["augment"] for n in networks}
     assert augment >= {"none", "light", "strong", "degrade"}
     for n in networks:
-        assert entries[n]["role"] == "test-judge" and entries[n]["metrics"]["test_accuracy"] >= 0.89, n
+        assert entries[n]["role"] == "test-judge" and entries[n]["metrics"]["test_accuracy"] >= 0.88, n
 
 
 def test_every_row_has_a_thousand_images_and_every_number_for_every_judge(report):
@@ -74,22 +74,37 @@ def test_ablation_page_pastes_the_panel_table_and_its_claims_hold(report, book_p
     rows = report["rows"]
     cag, x, eq1 = rows["CaG full, 250 steps, g(x)"], rows["CaG full, 250 steps, x"], rows["eq. 1"]
     classic, greal = rows["classic (every prior, no MAE)"], rows["g(real)"]
-    tests = ["judge_cnn", "judge_resnet_d", "judge_mixer"]
-    # "g(x) is recognised far more often than eq. 1's by every judge, and than x by every judge but the CNN"
+    tests = list(TEST_JUDGES["fmnist"])
+    # "g(x) is recognised far more often than eq. 1's by every judge, and than x by every judge but two"
     assert all(cag[j]["acc"] > eq1[j]["acc"] + 0.3 for j in ["validation", *tests])
-    assert all(cag[j]["acc"] > x[j]["acc"] + 0.1 for j in ["validation", "judge_resnet_d", "judge_mixer"])
-    assert 0 <= x["judge_cnn"]["acc"] - cag["judge_cnn"]["acc"] < 0.05
+    x_better = [j for j in tests if x[j]["acc"] >= cag[j]["acc"]]
+    assert sorted(x_better) == ["judge_cnn", "knn_pixels"] and all(x[j]["acc"] - cag[j]["acc"] < 0.05 for j in x_better)
     # "the validation judge puts CaG well ahead of the classic baseline; the test judges by less"
     gap_val = cag["validation"]["acc"] - classic["validation"]["acc"]
     gap_test = cag["test_mean"]["acc"] - classic["test_mean"]["acc"]
     assert gap_val > 0.1 and 0 < gap_test < gap_val / 2
-    assert classic["judge_cnn"]["acc"] > cag["judge_cnn"]["acc"]              # "the CNN prefers classic"
-    assert cag["judge_mixer"]["acc"] > classic["judge_mixer"]["acc"]          # "the Mixer prefers CaG"
-    assert abs(cag["judge_resnet_d"]["acc"] - classic["judge_resnet_d"]["acc"]) < 0.02   # "about equally"
-    # "the classic baseline's FD is lower than CaG's, both far above g(real)"
-    assert classic["test_mean"]["fd"] < cag["test_mean"]["fd"]
-    assert min(classic["test_mean"]["fd"], cag["test_mean"]["fd"]) > 2 * greal["test_mean"]["fd"]
-    assert cag["test_mean"]["precision"] < 0.5 and cag["test_mean"]["recall"] < 0.5
+    prefer_classic = {j for j in tests if classic[j]["acc"] > cag[j]["acc"] + 0.02}
+    prefer_cag = {j for j in tests if cag[j]["acc"] > classic[j]["acc"] + 0.02}
+    assert prefer_classic == {"judge_cnn", "judge_cnn_plain"}
+    assert prefer_cag == {"judge_mixer", "judge_cnn_degrade", "knn_pixels"}   # and the ResNet-D: about equal
+    # "the test judges split on FD: half find classic closer, half CaG; both far above g(real) for all"
+    closer_classic = sum(classic[j]["fd"] < cag[j]["fd"] for j in tests)
+    assert closer_classic * 2 == len(tests)
+    assert all(min(cag[j]["fd"], classic[j]["fd"]) > 1.5 * greal[j]["fd"] for j in tests)
+    # the paper section: g(x) and blur help; cosine eq. 4 within noise; averaged eq. 6 further for every judge
+    paper, gx = rows["CaG (paper), x, bf16"], rows["CaG (paper), g(x), bf16"]
+    blur, averaged = rows["paper + blur, x, bf16"], rows["paper + averaged eq. 6, x, bf16"]
+    for r in (gx, blur):
+        assert sum(r[j]["acc"] > paper[j]["acc"] for j in tests) * 2 > len(tests) and r["cas"] > paper["cas"]
+        assert sum(r[j]["fd"] < paper[j]["fd"] for j in tests) * 2 > len(tests)
+    assert all(blur[j]["fd"] < paper[j]["fd"] for j in tests)
+    assert all(averaged[j]["fd"] > paper[j]["fd"] for j in tests)
+    cag_rows = {n: r for n, r in rows.items() if n.startswith(("CaG", "full -", "paper +"))}
+    assert gx["cas"] == max(r["cas"] for r in cag_rows.values())
+    assert gx["test_mean"]["fd"] == min(r["test_mean"]["fd"] for r in cag_rows.values())
+    assert sum(paper[j]["acc"] < cag[j]["acc"] for j in tests) * 2 > len(tests)
+    for name in ("panel_paper", "paper_verdict", "panel_judges", "judges_verdict", "minus_one_verdict"):
+        assert "{{" + name + "}}" in page
 
 
 def test_ablation_page_pastes_the_minus_one_table_and_its_claims_hold(report, book_page):
@@ -155,9 +170,12 @@ def test_the_verdicts_say_every_judge_only_when_every_judge_agrees():
             PAPER_ROWS[2][1]: row([0.6, 0.7, 0.55], [5, 6, 8], 0.7)}      # all three agree
     said = paper_verdict({"rows": rows, "test_judges": judges}).split("\n")
     assert said[0].startswith(f"- **{PAPER_ROWS[1][0]}**: 2 of 3 test judges recognise more pictures")
-    assert "for 2 of 3 test judges they are closer to the data (FD × 0.50 to × 2.00)" in said[0]
+    assert "for 2 of 3 test judges the pictures are closer to the data (FD × 0.50 to × 2.00)" in said[0]
     assert said[1].startswith(f"- **{PAPER_ROWS[2][0]}**: every test judge recognises more pictures")
-    assert "for every test judge they are closer to the data" in said[1] and "CAS 0.700 against 0.600" in said[1]
+    assert "for every test judge the pictures are closer to the data" in said[1] and "CAS 0.700 against 0.600" in said[1]
+    rows[PAPER_ROWS[3][1]] = row([0.51, 0.49, 0.52], [10, 10, 11], 0.6)      # every change within the noise
+    said = paper_verdict({"rows": rows, "test_judges": judges}).split("\n")
+    assert said[2].startswith(f"- **{PAPER_ROWS[3][0]}**: no test judge's accuracy moves by more than two standard")
     rows = {"real": row([0.9, 0.92, 0.91], [1, 1, 1], 0.8), "DDPM, 1000 steps": row([0.85, 0.86, 0.87], [2, 4, 3], 0.75),
             "CaG full, 250 steps, g(x)": row([0.6, 0.95, 0.8], [20, 20, 60], 0.5)}
     said = judges_verdict({"rows": rows, "test_judges": judges})
