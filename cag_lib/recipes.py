@@ -148,11 +148,13 @@ def shown_images(result, show: str = "g(x)"):
 
 
 def run_recipe(bundle, name: str, config: GenerateConfig, per_class: int, n_real: int = 2000,
-               out=None, show: str = "g(x)", real=None):
+               out=None, show: str | None = None, real=None):
     """Generate per_class images of every class with `config`, judge them, and (if out) write the grid
-    <out>/<name>.png. Returns (row of numbers, Result, the figure or None). real: (images, labels) of
-    real test images to compare with (default: the first n_real of the bundle's world)."""
+    <out>/<name>.png. Returns (row of numbers, Result, the figure or None). show: "g(x)" or "x" (default:
+    the recipe's own picture, PICTURE, else g(x)). real: (images, labels) of real test images to
+    compare with (default: the first n_real of the bundle's world)."""
     targets = torch.arange(len(bundle.class_names)).repeat_interleave(per_class)   # (B,)
+    show = show or PICTURE.get(name, "g(x)")
     res = generate(bundle, targets, config)
     shown, what = shown_images(res, show)
     row = evaluate(bundle, shown, targets, *real) if real is not None else judge(bundle, shown, targets, n_real)
