@@ -391,6 +391,9 @@ def judges_verdict(report: dict, cag: str = "CaG full, 250 steps, g(x)", paper: 
     return "\n".join(text)
 
 
+# short column names for the judges' table (the zoo page describes each judge)
+JUDGE_LABELS = {"judge_cnn": "CNN", "judge_resnet_d": "ResNet-D", "judge_mixer": "Mixer",
+                "judge_cnn_plain": "CNN, no aug.", "judge_cnn_degrade": "CNN, degraded", "knn_pixels": "kNN pixels"}
 JUDGED_ROWS = ("real", "g(real)", "DDPM, 1000 steps", "GAN", "CaG full, 250 steps, g(x)", "CaG (paper), x, bf16",
                "classic (every prior, no MAE)", "eq. 1")
 
@@ -401,8 +404,8 @@ def judges_table(report: dict, rows=JUDGED_ROWS, reference: str = "DDPM, 1000 st
     over the judges: a claim about it holds for every judge of the panel)."""
     judges = list(report["test_judges"])
     ref = report["rows"][reference]
-    lines = ["| method | " + " | ".join(judges) + " | smallest | largest | FD / DDPM's FD, smallest |",
-             "|---|" + "---|" * (len(judges) + 3)]
+    lines = ["| method | " + " | ".join(JUDGE_LABELS.get(j, j) for j in judges) + " | smallest | largest "
+             "| FD ÷ DDPM's, smallest |", "|---|" + "---|" * (len(judges) + 3)]
     for name in rows:
         r = report["rows"].get(name)
         if r is None:
