@@ -20,19 +20,22 @@ def diversity_loss(features: torch.Tensor, targets: torch.Tensor, normalize: boo
     0 when no class has two samples. (Masked sums, no indexing by a mask: nothing waits for the
     device to say how many pairs there are.)"""
     f = F.normalize(features, dim=-1) if normalize else features
+    same = same_class_pairs(targets, f.dtype)                                 # (B, B) pairs
+    return ((f @ f.T) * same).sum() / same.sum().clamp(min=1)
+
+
+def same_class_pairs(targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, B) 1 where i != j and both samples have the same target, else 0 (eq. 4's pairs)."""
     same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
                                                                 device=targets.device)
-    same = same.to(f.dtype)                                                   # (B, B) pairs
-    return ((f @ f.T) * same).sum() / same.sum().clamp(min=1)
+    return same.to(dtype)
 
 
 def diversity_loss_paper(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Eq. 4 as the paper writes it: sum over ordered pairs i != j of samples of the same class of
     the raw inner products h(g(x_i))^T h(g(x_j)). Its size grows with the batch (pairs) and with the
     features' norm, so its weight is not comparable with diversity_loss's."""
-    same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
-                                                                device=targets.device)
-    return ((features @ features.T) * same.to(features.dtype)).sum()
+    return ((features @ features.T) * same_class_pairs(targets, features.dtype)).sum()
 
 
 def distribution_loss(features: torch.Tensor, targets: torch.Tensor, class_mean: torch.Tensor,
