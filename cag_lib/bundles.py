@@ -6,7 +6,7 @@ else of them.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -33,18 +33,25 @@ class BundleLike(Protocol):
         """The Gram term's (K, C, C) class matrices per source; a clear error if none."""
 
 
-def lookup_class(c, names: Sequence[str], what: str, hint: str = "", aliases: dict | None = None) -> int:
-    """c as an index (0 <= c < K), a name (case and outer spaces ignored) or an alias -> the index;
-    otherwise one ValueError that lists (a few of) the valid names."""
+def lookup_class(c, names: Sequence[str], what: str, hint: str = "", aliases: dict | None = None,
+                 describe: Callable[[int], str] | None = None) -> int:
+    """c as an index (0 <= c < K), a name (case and outer spaces ignored) or an alias (a dict: key ->
+    an index, or a tuple of the indices it names) -> the index; otherwise one ValueError that lists
+    (a few of) the valid names. A name that fits several classes ("crane": the bird and the machine)
+    is refused and its classes listed (describe(i) says which is which), never resolved by guessing."""
     if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(names):
         return c
     if isinstance(c, str):
         key = c.strip().lower()
-        lowered = [n.lower() for n in names]
-        if key in lowered:
-            return lowered.index(key)
-        if aliases and key in aliases:
-            return aliases[key]
+        found = [i for i, n in enumerate(names) if n.lower() == key]
+        alias = (aliases or {}).get(key, ())
+        found = sorted(set(found) | set((alias,) if isinstance(alias, int) else alias))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            say = describe or (lambda i: f"{i} ({names[i]})")
+            raise ValueError(f"{what} {c!r} is ambiguous: it names {' and '.join(say(i) for i in found)}; "
+                             f"give one of them")
     shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
     raise ValueError(f"unknown {what} {c!r}; valid: {shown} or an index 0-{len(names) - 1}"
                      + (f"; {hint}" if hint else ""))

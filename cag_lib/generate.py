@@ -194,13 +194,17 @@ class Forward:
         return score
 
 
-def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, class_grams=None) -> Objective:
+def objective_for(models, cfg: GenerateConfig, idx: list, class_stats=None, class_grams=None,
+                  targets: torch.Tensor | None = None) -> Objective:
     """The config's objective; eq. 6's and the Gram term's statistics, unless given, from the bundle
-    (measured and cached there: the loop reads no data)."""
+    (measured and cached there: the loop reads no data), checked to cover the targets' classes."""
     if cfg.distribution_weight and not class_stats:
         class_stats = _measured(models, "feature_stats", idx, "distribution_weight", "class_stats")
     if cfg.distribution_weight:
-        check_class_stats(class_stats, [models.classifiers[i] for i in idx], len(getattr(models, "class_names", ())))
+        names = tuple(getattr(models, "class_names", ()))
+        check_class_stats(class_stats, [models.classifiers[i] for i in idx], len(names))
+        if targets is not None:
+            check_stats_cover(class_stats, targets, names)
     if cfg.gram_weight and not class_grams:
         class_grams = _measured(models, "gram_stats", idx, "gram_weight", "class_grams")
     return objective_from_config(cfg, class_stats, class_grams)
@@ -219,6 +223,20 @@ def check_class_stats(class_stats, sources: list, n_classes: int) -> None:
         if not ok or pair[0].ndim != 2 or pair[0].shape != pair[1].shape or len(pair[0]) != (n_classes or len(pair[0])):
             got = [tuple(t.shape) for t in pair] if ok else type(pair).__name__
             raise ValueError(f"class_stats[{i}] is {got}; give (mean, std) of shape ({n_classes or 'K'}, D), {how}")
+
+
+def check_stats_cover(class_stats, targets: torch.Tensor, names=()) -> None:
+    """Every target class has statistics: a class whose std is 0 in every feature (as
+    imagenet.measure_class_stats leaves a class it saw no images of) or not finite would pull the
+    batch towards mean 0."""
+    missing = sorted({int(c) for c in targets.unique()
+                      for mean, std in class_stats
+                      if not (std[c].abs().sum() > 0 and torch.isfinite(mean[c]).all() and torch.isfinite(std[c]).all())})
+    if missing:
+        said = ", ".join(f"{c} ({names[c]})" if c < len(names) else str(c) for c in missing)
+        raise ValueError(f"class_stats has no statistics for target class(es) {said}: no real images of them "
+                         f"were measured. Measure them (imagenet.measure_class_stats(bundle, folder, "
+                         f"classes=...) with images of those classes), or set distribution_weight=0")
 
 
 def _measured(models, method: str, idx: list, weight: str, argument: str) -> list:
@@ -252,7 +270,7 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     check_fits(models.mae, cfg)
     y = resolve_targets(targets, models.class_index).to(next(models.mae.parameters()).device)
     idx = used_sources(models, cfg.classifiers)
-    objective = objective or objective_for(models, cfg, idx, class_stats, class_grams)
+    objective = objective or objective_for(models, cfg, idx, class_stats, class_grams, y)
     check_per_image(objective, cfg)
     gen, mask_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
     x = (initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen) if init is None

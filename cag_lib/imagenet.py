@@ -1,8 +1,9 @@
 """The ImageNet bundle: the paper's scale, for a GPU with internet (Colab).
 
     >>> b = load_imagenet_bundle(device="cuda")             # weights from the Hugging Face hub and dl.fbaipublicfiles.com
-    >>> cfg = imagenet_preset(b)                             # 64 -> 128 -> 256, ensemble, 2000 steps
-    >>> res = generate(b, ["goldfish"] * 4, cfg)
+    >>> measure_class_stats(b, "train/", classes=["goldfish"])  # eq. 6's statistics, optional
+    >>> cfg = imagenet_preset(b)                             # 64 -> 128 -> 256, ensemble, 3000 steps, no blur
+    >>> res = generate(b, ["goldfish"] * 4, cfg)            # res.images: x_T; res.reconstructions: g(x_T)
 
 Sources: timm `inception_v3.tv_in1k` and `vit_small_patch16_224.augreg_in21k_ft_in1k` (the paper's
 pair), each wrapped with its own data config (input size, mean, std; the wrapper resizes the
@@ -23,17 +24,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from .bundles import lookup_class, no_stats
 from .clip import IMAGENET_CLIP, create_clip, zero_shot_classifier
 from .config import GenerateConfig
 from .errors import OFFLINE_HINT, OfflineError, require_hub, resolve_device
 from .mae import MaskedAutoencoder, load_checkpoint, load_state
-from .models import Classifier
+from .generate import mean_reconstruction
+from .models import Classifier, accuracy
 from .prompts import PromptBundle
 
-__all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_bundle",
-           "measure_class_stats", "official_mae", "timm_classifier", "imagenet_class_names"]
+__all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_preset",
+           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "official_mae",
+           "timm_classifier", "imagenet_class_names", "PRESETS", "IMAGENET_CLIPS"]
 
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
 JUDGE = "convnext_tiny.fb_in1k"
@@ -76,11 +80,14 @@ def official_mae(pretrained: bool = True, checkpoint: str | Path | None = None, 
         return load_checkpoint(mae, str(checkpoint)).eval()
     if pretrained:
         require_hub("the official MAE weights", MAE_URL.split("/")[2])
-        try:
-            state = torch.hub.load_state_dict_from_url(MAE_URL, map_location="cpu", weights_only=True)
-        except OSError as e:
-            raise OfflineError(f"could not download {MAE_URL} ({e}); " + OFFLINE_HINT) from e
-        load_state(mae, state.get("model", state))
+        path = Path(torch.hub.get_dir()) / "checkpoints" / MAE_URL.rsplit("/", 1)[1]
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                torch.hub.download_url_to_file(MAE_URL, str(path))
+            except OSError as e:
+                raise OfflineError(f"could not download {MAE_URL} ({e}); " + OFFLINE_HINT) from e
+        load_checkpoint(mae, str(path))       # torch.load(weights_only=True), as for any local file
     return mae.eval()
 
 
@@ -114,7 +121,7 @@ class ImageNetBundle:
     def class_index(self, c) -> int:
         """An index, a synonym ("goldfish"), or a WordNet id ("n01443537") -> the class index."""
         return lookup_class(c, self.class_names, "ImageNet class", "give an index 0-999, a WordNet id such as "
-                            "'n01443537', or a synonym such as 'goldfish'", imagenet_aliases())
+                            "'n01443537', or a synonym such as 'goldfish'", imagenet_aliases(), describe_class)
 
     def feature_stats(self, sources) -> list:
         if self.class_stats is None:
@@ -128,14 +135,23 @@ class ImageNetBundle:
 
 @functools.cache
 def imagenet_aliases() -> dict:
-    """{WordNet id or any synonym, lower case: class index}."""
+    """{WordNet id or any synonym, lower case: the tuple of class indices it names}. Some names
+    belong to two classes ("crane": the bird and the machine; "maillot"); lookup_class refuses those."""
     from timm.data import ImageNetInfo
     info = ImageNetInfo()
-    aliases = {w.lower(): i for i, w in enumerate(info.label_names())}
+    aliases = {w.lower(): (i,) for i, w in enumerate(info.label_names())}
     for i in range(info.num_classes()):
         for syn in info.index_to_description(i).split(","):
-            aliases.setdefault(syn.strip().lower(), i)
+            key = syn.strip().lower()
+            aliases[key] = tuple(dict.fromkeys((*aliases.get(key, ()), i)))
     return aliases
+
+
+def describe_class(i: int) -> str:
+    """'n01443537 (goldfish, Carassius auratus)': a class by WordNet id and every synonym."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    return f"{info.index_to_label_name(i)} ({info.index_to_description(i)})"
 
 
 def load_imagenet_bundle(device="cpu", pretrained: bool = True, checkpoints: dict | None = None,
@@ -151,63 +167,146 @@ def load_imagenet_bundle(device="cpu", pretrained: bool = True, checkpoints: dic
 
 
 IMAGENET_TEMPLATES = ("a photo of {}.", "a good photo of {}.", "a close-up photo of {}.", "a bright photo of {}.")
+# open_clip (model, pretrained tag): OpenAI's ViT-B/32, the paper's text-to-image CLIP, and LAION's
+IMAGENET_CLIPS = {"openai": ("ViT-B-32-quickgelu", "openai"), "laion": IMAGENET_CLIP}
 
 
 def imagenet_text_bundle(bundle: ImageNetBundle, prompts, pretrained: bool = True, checkpoint: str | Path | None = None,
-                         templates=IMAGENET_TEMPLATES):
-    """Text-to-image at ImageNet scale: open_clip ViT-B-32 (laion2b_s34b_b79k) as a zero-shot classifier
-    over `prompts` (e.g. ["a goldfish", "a red fox in snow"]), with the bundle's MAE. pretrained=False:
-    random weights (tests); checkpoint: a local open_clip state dict."""
+                         templates=IMAGENET_TEMPLATES, clip: str = "openai"):
+    """Text-to-image at ImageNet scale: a CLIP ViT-B/32 as a zero-shot classifier over `prompts`
+    (["a red fox in snow"], or several: then each pulls away from the others), with the bundle's MAE.
+    clip: "openai" (OpenAI's weights, the paper's) or "laion" (open_clip's laion2b_s34b_b79k).
+    pretrained=False: random weights (tests); checkpoint: a local open_clip state dict."""
+    if clip not in IMAGENET_CLIPS:
+        raise ValueError(f"clip={clip!r}; valid: {', '.join(map(repr, IMAGENET_CLIPS))}")
+    name, tag = IMAGENET_CLIPS[clip]
     device = next(bundle.mae.parameters()).device
-    model, tok = create_clip(IMAGENET_CLIP[0], IMAGENET_CLIP[1] if pretrained else None, checkpoint, device)
-    return PromptBundle(zero_shot_classifier(model, tok, list(prompts), templates, IMAGENET_CLIP[0]), bundle.mae,
-                        "imagenet-clip")
+    model, tok = create_clip(name, tag if pretrained else None, checkpoint, device)
+    return PromptBundle(zero_shot_classifier(model, tok, list(prompts), templates, name), bundle.mae,
+                        f"imagenet-clip-{clip}")
+
+
+# --- real images: eq. 6's statistics, the visible-patch check, the scorer ---------------------------
+class ImageNetFolder(torch.utils.data.Dataset):
+    """The images of some classes in a folder of ImageNet's train layout (one subfolder per WordNet
+    id), each resized and centre-cropped to size x size, in [0, 1]; items (image (3, S, S), class)."""
+
+    def __init__(self, folder: str | Path, classes, per_class: int | None = None, size: int = 256):
+        from timm.data import ImageNetInfo
+        from torchvision import transforms
+        from torchvision.datasets.folder import IMG_EXTENSIONS
+        folder, wnids = real_folder(folder), ImageNetInfo().label_names()
+        self.items = []
+        for c in classes:
+            sub = folder / wnids[c]
+            files = sorted(f for f in sub.glob("*") if f.suffix.lower() in IMG_EXTENSIONS) if sub.is_dir() else []
+            if len(files) < 2:
+                raise ValueError(f"{folder} has {len(files)} image(s) of class {describe_class(c)}; eq. 6 and "
+                                 f"the scores need at least 2: add them as {sub}/*.jpg, or leave the class out")
+            self.items += [(f, c) for f in files[:per_class]]
+        self.tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        path, c = self.items[i]
+        with Image.open(path) as im:
+            return self.tf(im.convert("RGB")), c
+
+
+def real_folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of real images; give a folder with one "
+                                f"subfolder per WordNet id (ImageNet's train layout), e.g. {folder}/n01443537/")
+    return folder
+
+
+def folder_classes(folder: str | Path) -> list[int]:
+    """The classes that have a subfolder (named by WordNet id) in folder."""
+    from timm.data import ImageNetInfo
+    index = {w: i for i, w in enumerate(ImageNetInfo().label_names())}
+    return sorted(index[d.name] for d in real_folder(folder).iterdir() if d.is_dir() and d.name in index)
+
+
+def real_images(folder: str | Path, classes, per_class: int | None = None, size: int = 256, batch_size: int = 64,
+                workers: int = 2):
+    """Batches (x (B, 3, S, S) in [0, 1], labels (B,)) of the classes' real images (all of them, or
+    per_class each) from a folder in ImageNet's train layout."""
+    ds = ImageNetFolder(folder, classes, per_class, size)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
 
 
 @torch.no_grad()
-def measure_class_stats(bundle: ImageNetBundle, folder: str | Path, per_class: int = 50, batch_size: int = 64):
+def measure_class_stats(bundle: ImageNetBundle, folder: str | Path, classes=None, per_class: int | None = None,
+                        batch_size: int = 64):
     """Eq. 6's per-class feature mean/std of every source on real images in `folder` (ImageNet's
-    train layout: one subfolder per WordNet id). Sets bundle.class_stats and returns it."""
-    from timm.data import ImageNetInfo
-    from torchvision import datasets, transforms
-    tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
-    ds = datasets.ImageFolder(str(folder), transform=tf)
-    wnids = list(ImageNetInfo().label_names())
-    to_index = {i: wnids.index(c) for i, c in enumerate(ds.classes)}
-    keep, seen = [], {}
-    for j, (_, t) in enumerate(ds.samples):
-        if seen.get(t, 0) < per_class:
-            keep.append(j)
-            seen[t] = seen.get(t, 0) + 1
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, keep), batch_size=batch_size)
+    train layout): all images of each class (or per_class), for `classes` (names, ids or indices;
+    None: every class the folder has). A class left out keeps mean 0 and std 0, which the sampler
+    refuses for a target ("no statistics"). Sets bundle.class_stats and returns it."""
+    idx = folder_classes(folder) if classes is None else [bundle.class_index(c) for c in classes]
     device = next(bundle.mae.parameters()).device
     feats, labels = [[] for _ in bundle.classifiers], []
-    for x, t in loader:
-        labels.append(torch.tensor([to_index[int(i)] for i in t]))
+    for x, y in tqdm(real_images(folder, idx, per_class, batch_size=batch_size), desc="class statistics",
+                     unit="batch"):
+        labels.append(y)
         for k, c in enumerate(bundle.classifiers):
             feats[k].append(c(x.to(device)).features.float().cpu())
     y = torch.cat(labels)
     stats = []
     for f in (torch.cat(fs) for fs in feats):
-        mean = torch.zeros(1000, f.shape[1])
-        std = torch.ones(1000, f.shape[1])
+        mean, std = torch.zeros(1000, f.shape[1]), torch.zeros(1000, f.shape[1])
         for c in y.unique():
-            mean[c] = f[y == c].mean(0)
-            if (y == c).sum() > 1:
-                std[c] = f[y == c].std(0)
+            mean[c], std[c] = f[y == c].mean(0), f[y == c].std(0)
         stats.append((mean, std))
     bundle.class_stats = stats
     return stats
 
 
-def imagenet_preset(bundle: ImageNetBundle | None = None, **changes) -> GenerateConfig:
-    """The paper's setting: 64 -> 128 -> 256, the ensemble, 2000 steps, diversity loss, gradient blur
-    off (optional), and the distribution loss if the bundle has class statistics (measure_class_stats);
-    without them the preset runs without eq. 6 and says so."""
-    cfg = GenerateConfig(steps=2000, resolutions=(64, 128, 256), lr=0.05, blur_sigma=0.0, diversity_weight=1.0,
-                         distribution_weight=1.0)
-    if bundle is not None and bundle.class_stats is None:
+@torch.no_grad()
+def visible_patch_check(bundle: ImageNetBundle, folder: str | Path, classes, per_class: int = 10,
+                        mask_ratio: float = 0.75, n_masks: int = 4, seed: int = 0) -> dict:
+    """Which picture g keeps a real image's class better: the decoder's output everywhere
+    (keep_visible=False) or the visible patches copied back from the input (True). The judge's
+    accuracy on real images of `classes` and on both; "keep_visible": the better (ties: True)."""
+    idx = [bundle.class_index(c) for c in classes]
+    x, y = map(torch.cat, zip(*real_images(folder, idx, per_class, bundle.mae.img_size)))
+    dev = next(bundle.mae.parameters()).device
+    row = {"n": len(y), "real": accuracy(bundle.judge, x, y, 32)}
+    for keep in (False, True):
+        g = torch.cat([mean_reconstruction(bundle.mae, x[i:i + 32].to(dev), mask_ratio, keep, n_masks, seed).cpu()
+                       for i in range(0, len(x), 32)])
+        row[f"keep_visible={keep}"] = accuracy(bundle.judge, g, y, 32)
+    row["keep_visible"] = row["keep_visible=True"] >= row["keep_visible=False"]
+    return row
+
+
+# the paper: "about 3000 steps" for its best pictures; "fast optimization": 2000 steps with the
+# gradient blurred (its width is not given; the book's blur_sigma, 0.5 px of the stage)
+PRESETS = {"paper": dict(steps=3000, blur_sigma=0.0), "paper fast": dict(steps=2000, blur_sigma=0.5)}
+
+
+def imagenet_preset(bundle: ImageNetBundle | None = None, preset: str = "paper", **changes) -> GenerateConfig:
+    """The paper's setting: 64 -> 128 -> 256, the ensemble, the diversity loss, and the distribution
+    loss if the bundle has class statistics (measure_class_stats; without them the preset runs
+    without eq. 6 and says so). preset "paper": 3000 steps, no gradient blur; "paper fast": 2000
+    steps, blurred. keep_visible=True: the official MAE was trained with its loss on masked patches
+    only (eq. 2), and its authors find its output on visible patches worse, so the visible patches
+    are copied back; visible_patch_check measures both on real images of your classes."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}; valid: {', '.join(map(repr, PRESETS))}")
+    cfg = GenerateConfig(resolutions=(64, 128, 256), lr=0.05, diversity_weight=1.0, distribution_weight=1.0,
+                         keep_visible=True, **PRESETS[preset])
+    if bundle is not None and bundle.class_stats is None and changes.get("distribution_weight", 1.0):
         print("imagenet_preset: no class statistics of real ImageNet images (measure_class_stats(bundle, folder)); "
               "running without the distribution loss (eq. 6)")
         cfg = replace(cfg, distribution_weight=0.0)
     return replace(cfg, **changes)
+
+
+def imagenet_text_preset(preset: str = "paper", **changes) -> GenerateConfig:
+    """Text-to-image as the paper runs it: the preset with the distance-metric loss (eq. 4) off, and
+    no eq. 6 (a free-text prompt has no real images to measure)."""
+    return replace(imagenet_preset(None, preset, diversity_weight=0.0, distribution_weight=0.0), **changes)

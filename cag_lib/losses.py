@@ -8,9 +8,15 @@ import torch
 import torch.nn.functional as F
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """L_cls of eq. 1 and eq. 3: cross-entropy of the target class, averaged over the batch."""
-    return F.cross_entropy(logits, targets)
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """L_cls of eq. 1 and eq. 3: cross-entropy of the target class, averaged over the batch
+    (reduction "none": one per image). With a single class, a single text prompt, the cross-entropy
+    is 0 whatever the image; the loss is then the negative logit of that class (for CLIP, the scaled
+    cosine between the image and the prompt)."""
+    if logits.shape[1] == 1:
+        loss = -logits[:, 0]                                                  # (B,)
+        return loss.mean() if reduction == "mean" else loss
+    return F.cross_entropy(logits, targets, reduction=reduction)
 
 
 def diversity_loss(features: torch.Tensor, targets: torch.Tensor, normalize: bool = True) -> torch.Tensor:

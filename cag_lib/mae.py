@@ -10,6 +10,8 @@ Unlike the official module, this one takes and returns images in pixel space, (B
 """
 from __future__ import annotations
 
+import argparse
+
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -205,7 +207,8 @@ def _read_state(path: Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals([argparse.Namespace]):   # the official training script
+        state = torch.load(path, map_location="cpu", weights_only=True)   # also saves its arguments
     if not isinstance(state, dict):
         raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
     return state.get("model", state)

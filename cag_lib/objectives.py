@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .losses import distribution_loss, diversity_loss, diversity_loss_paper, gram_loss, total_variation
+from .losses import (classification_loss, distribution_loss, diversity_loss, diversity_loss_paper, gram_loss,
+                     total_variation)
 
 
 @dataclass
@@ -96,9 +97,10 @@ def _mean_over_sources(values: list) -> torch.Tensor:
 
 
 def classification() -> Objective:
-    """Eq. 1/3, per image: the target's cross-entropy, averaged over the sources (the ensemble)."""
+    """Eq. 1/3, per image: the target's cross-entropy (a single class: its negative logit), averaged
+    over the sources (the ensemble)."""
     return Objective.term("cls", lambda v: _mean_over_sources(
-        [F.cross_entropy(o.logits, v.targets, reduction="none") for o in v.outputs]), per_image=True)
+        [classification_loss(o.logits, v.targets, reduction="none") for o in v.outputs]), per_image=True)
 
 
 def diversity(form: str = "cosine") -> Objective:

@@ -7,13 +7,11 @@ from .bundles import lookup_class, no_stats
 class PromptBundle:
     """What the sampler needs for text-to-image: CLIP zero-shot classifiers whose classes are prompts
     (one, or several for an ensemble), and an MAE. generate(PromptBundle(...), ["a goldfish", ...]) is
-    the same loop as ever."""
+    the same loop as ever. With several prompts the loss is the cross-entropy (towards one prompt,
+    away from the others); with a single prompt it is that prompt's negative logit."""
 
     def __init__(self, classifiers, mae, name: str = "prompts"):
         classifiers = list(classifiers) if isinstance(classifiers, (list, tuple)) else [classifiers]
-        if classifiers[0].num_classes < 2:   # the cross-entropy over one class is 0: no gradient at all
-            raise ValueError("give at least two prompts: the sampler pulls the image towards its prompt and away "
-                             "from the others, e.g. ['a red fox in snow', 'a grey wolf in snow']")
         if any(c.class_names != classifiers[0].class_names for c in classifiers):
             raise ValueError("every classifier of an ensemble needs the same prompts, in the same order")
         self.classifiers, self.mae, self.name = classifiers, mae, name

@@ -41,7 +41,7 @@ from .diffusion import sample_images
 from .errors import CorruptFileError
 from .files import FolderInUseError, hold_folder, read_json
 from .generate import GenerateConfig, generate
-from .imagenet import imagenet_preset, load_imagenet_bundle
+from .imagenet import imagenet_preset, load_imagenet_bundle, measure_class_stats
 from .metrics import evaluate, kernel_distance
 from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
 from .recipes import RECIPES, recipe, shown_images
@@ -55,6 +55,7 @@ from .viz import rows_figure
 
 BUNDLE_CHOICES = (*zoo.BUNDLES, "shapes-text", "imagenet")
 DEFAULT_RECIPE = {"shapes-text": "text-to-image", "imagenet": "imagenet"}   # else "CaG full"
+IMAGENET_RECIPES = {"imagenet": "paper", "imagenet fast": "paper fast"}     # imagenet.PRESETS
 
 
 class RunMismatchError(ValueError):
@@ -119,13 +120,13 @@ def resolve_config(bundle, name: str, sets) -> GenerateConfig | DiffusionConfig 
         return replace(GANConfig(), **parse_sets(sets, GANConfig))
     if name in DIFFUSION_RECIPES:
         return replace(DIFFUSION_RECIPES[name], **parse_sets(sets, DiffusionConfig))
-    if name == "imagenet":
-        cfg = imagenet_preset(bundle)
+    if name in IMAGENET_RECIPES:
+        cfg = imagenet_preset(bundle, IMAGENET_RECIPES[name])
     elif name in RECIPES:
         cfg = recipe(name)
     else:
         raise ValueError(f"unknown recipe {name!r}; valid: {', '.join((*RECIPES, *DIFFUSION_RECIPES))}, GAN, "
-                         "imagenet")
+                         + ", ".join(IMAGENET_RECIPES))
     return replace(cfg, **parse_sets(sets), progress=False)
 
 
@@ -358,9 +359,12 @@ EXAMPLES = """examples:
   python -m cag_lib.sample --bundle fmnist --set steps=1000 --per-class 100 --out runs/cag_1000
   python -m cag_lib.sample --bundle shapes-text --prompts "red star on a blue background" --out runs/t2i
   torchrun --nproc-per-node 4 -m cag_lib.sample --bundle imagenet --classes goldfish --out runs/in
+  python -m cag_lib.sample --bundle imagenet --classes n01443537 --stats-folder train/ --out runs/in6
 
 Stop it at any time (Ctrl-C, or SIGTERM); the same command continues where it stopped.
-Recipes: """ + ", ".join(repr(r) for r in RECIPES) + """, 'imagenet' (the paper's preset);
+Recipes: """ + ", ".join(repr(r) for r in RECIPES) + """, 'imagenet' (the paper's preset: 3000 steps,
+no blur), 'imagenet fast' (its fast one: 2000 steps, blurred); with --bundle imagenet,
+--stats-folder DIR (ImageNet's train layout) switches eq. 6 on;
 the zoo's class-conditional DDPM: """ + ", ".join(DIFFUSION_RECIPES) + "; its GAN: GAN."
 
 
@@ -385,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (this process's GPU, else mps, else cpu), cpu, cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: cores / processes)")
     p.add_argument("--n-real", type=int, default=2000, help="real test images the metrics compare with")
+    p.add_argument("--stats-folder", type=Path, metavar="DIR",
+                   help="imagenet only: real images in ImageNet's train layout (one subfolder per WordNet id); "
+                        "eq. 6's class statistics are measured on all images of the classes drawn")
     p.add_argument("--random-weights", action="store_true",
                    help="imagenet only: randomly initialised models (tests, speed; no download)")
     return p
@@ -400,19 +407,45 @@ def prepare(args, d: Dist):
         raise ValueError("--per-class and --shard-size must be at least 1")
     if args.random_weights and args.bundle != "imagenet":
         raise ValueError("--random-weights is for --bundle imagenet; the small worlds ship trained weights")
+    if args.stats_folder and args.bundle != "imagenet":
+        raise ValueError("--stats-folder is for --bundle imagenet; the small worlds measure eq. 6's statistics "
+                         "on their own data")
     device = pick_device(args.device, d)
     threads = set_threads(args.threads, d, device)
     bundle = load_any_bundle(args.bundle, device, args.random_weights)
     name = args.recipe or DEFAULT_RECIPE.get(args.bundle, "CaG full")
-    cfg = resolve_config(bundle, name, args.set)
     classes = resolve_classes(args.bundle, bundle, args.classes)
+    weights = weights_ids(args.bundle, bundle, args.random_weights, name)
+    if args.stats_folder:   # measured once, on rank 0, for the classes drawn
+        bundle.class_stats = on_rank0(d, lambda: measure_class_stats(bundle, args.stats_folder, classes))
+        weights["class_stats"] = str(args.stats_folder.resolve())
+    cfg = resolve_config(bundle, name, args.set)
     spec = RunSpec(args.bundle, name, config_identity(cfg), tuple(bundle.class_names[c] for c in classes),
-                   args.per_class, args.shard_size, args.seed, weights_ids(args.bundle, bundle, args.random_weights, name))
+                   args.per_class, args.shard_size, args.seed, weights)
     about = {"command": [Path(sys.argv[0]).name, *sys.argv[1:]], "created": time.strftime("%Y-%m-%d %H:%M:%S"),
              "processes": d.world, "threads_per_process": threads, "device": device.type,
              "versions": {"cag_lib": __version__, "torch": torch.__version__, "numpy": np.__version__,
                           "python": platform.python_version()}}
     return bundle, cfg, spec, plan_shards(classes, args.per_class, args.shard_size), about
+
+
+ERRORS = {"FolderInUseError": FolderInUseError, "RunMismatchError": RunMismatchError,
+          "CorruptFileError": CorruptFileError, "ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+
+
+def on_rank0(d: Dist, fn):
+    """fn() on rank 0, its result on every rank; an error of rank 0 is raised on every rank (else
+    the others would wait at the broadcast for ever)."""
+    result, error = None, None
+    if d.rank == 0:
+        try:
+            result = fn()
+        except Exception as e:
+            error = (type(e).__name__, str(e))
+    result, error = broadcast(d, (result, error))
+    if error:
+        raise ERRORS.get(error[0], RuntimeError)(error[1] if error[0] in ERRORS else f"{error[0]}: {error[1]}")
+    return result
 
 
 def run(args) -> dict:
@@ -421,20 +454,12 @@ def run(args) -> dict:
     sigterm_as_interrupt()
     bundle, cfg, spec, shards, about = prepare(args, d)
     with ExitStack() as held:
-        pending, error = None, None
-        if d.rank == 0:
-            try:   # rank 0 holds the folder for every rank of the run
-                command = "python -m cag_lib.sample " + " ".join(about["command"][1:])
-                held.enter_context(hold_folder(args.out, command))
-                check_manifest(args.out, spec, about)
-                pending = scan(args.out, shards, spec.run_id(), redo=not args.resume)
-            except Exception as e:   # every rank must hear of it, or the others wait at the broadcast
-                error = (type(e).__name__, str(e))
-        pending, error = broadcast(d, (pending, error))
-        if error:
-            kinds = {"FolderInUseError": FolderInUseError, "RunMismatchError": RunMismatchError,
-                     "CorruptFileError": CorruptFileError, "ValueError": ValueError}
-            raise kinds.get(error[0], RuntimeError)(error[1] if error[0] in kinds else f"{error[0]}: {error[1]}")
+        def take_folder():   # rank 0 holds the folder for every rank of the run
+            command = "python -m cag_lib.sample " + " ".join(about["command"][1:])
+            held.enter_context(hold_folder(args.out, command))
+            check_manifest(args.out, spec, about)
+            return scan(args.out, shards, spec.run_id(), redo=not args.resume)
+        pending = on_rank0(d, take_folder)
         return make_and_merge(args, d, bundle, cfg, spec, shards, pending)
 
 

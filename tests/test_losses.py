@@ -13,6 +13,19 @@ def test_classification_loss_is_cross_entropy_of_the_target():
     assert classification_loss(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
 
 
+def test_a_single_class_is_scored_by_its_negative_logit():
+    """One prompt: the cross-entropy over one class is 0 for every image (no gradient), so the loss
+    is the class's negative logit, per image or averaged."""
+    logits = torch.tensor([[2.0], [-1.0]], requires_grad=True)
+    t = torch.zeros(2, dtype=torch.long)
+    assert classification_loss(logits, t, reduction="none").tolist() == [-2.0, 1.0]
+    loss = classification_loss(logits, t)
+    loss.backward()
+    assert loss.item() == pytest.approx(-0.5) and logits.grad.flatten().tolist() == [-0.5, -0.5]
+    two = torch.tensor([[2.0, 0.0]])
+    assert classification_loss(two, torch.tensor([0])).item() == pytest.approx(math.log(1 + math.exp(-2)))
+
+
 def test_diversity_loss_by_hand():
     f = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
     # all one class: pairwise cosines 0.6, 0.0, 0.8 -> mean 1.4 / 3

@@ -152,17 +152,35 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
         assert e.value.code == 2 and said in capsys.readouterr().err
 
 
-def test_imagenet_preset_through_the_command(tmp_path):
-    """The paper's preset and bundle, randomly initialised (nothing can be downloaded here)."""
+def test_imagenet_preset_through_the_command(tmp_path, capsys):
+    """The paper's preset and bundle, randomly initialised (nothing can be downloaded here), with
+    eq. 6's statistics measured from a folder in ImageNet's train layout (--stats-folder)."""
+    from PIL import Image
+    real = tmp_path / "train"
+    for wnid in ("n01443537", "n01440764"):                             # goldfish, tench
+        (real / wnid).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray((torch.rand(40, 48, 3) * 255).byte().numpy()).save(real / wnid / f"{k}.JPEG")
     out = tmp_path / "in"
-    main(["--bundle", "imagenet", "--random-weights", "--classes", "goldfish", "--per-class", "1",
+    main(["--bundle", "imagenet", "--random-weights", "--classes", "goldfish", "--per-class", "2",
+          "--stats-folder", str(real),
           "--set", "steps=1", "resolutions=32", "final_masks=1", "--threads", "2", "--out", str(out)])
     s = load(out / "samples.npz")
-    assert s["images"].shape == (1, 3, 256, 256) and s["targets"].tolist() == [1]
+    assert s["images"].shape == (2, 3, 256, 256) and s["targets"].tolist() == [1, 1]
     import json
     run = json.loads((out / "run.json").read_text())
     assert run["run"]["recipe"] == "imagenet" and run["run"]["config"]["resolutions"] == [32]
+    assert run["run"]["config"]["distribution_weight"] == 1.0 and run["run"]["config"]["steps"] == 1
     assert run["run"]["weights"]["inception_v3.tv_in1k"].startswith("random")
+    assert run["run"]["weights"]["class_stats"] == str(real.resolve())
+    # a class the folder has no images of is named, before anything is drawn
+    with pytest.raises(SystemExit) as e:
+        main(["--bundle", "imagenet", "--random-weights", "--classes", "volcano", "--stats-folder", str(real),
+              "--set", "steps=1", "resolutions=32", "--out", str(tmp_path / "v")])
+    assert e.value.code == 2 and "0 image(s) of class n09472597 (volcano)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--bundle", "fmnist", "--stats-folder", str(real), "--out", str(tmp_path / "f")])
+    assert e.value.code == 2 and "--stats-folder is for --bundle imagenet" in capsys.readouterr().err
 
 
 def test_shapes_prompts_through_the_command(tmp_path):
