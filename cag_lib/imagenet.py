@@ -36,7 +36,7 @@ from .models import Classifier, accuracy
 from .prompts import PromptBundle
 
 __all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_preset",
-           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "official_mae",
+           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "stand_in_folder", "official_mae",
            "timm_classifier", "imagenet_class_names", "PRESETS", "IMAGENET_CLIPS"]
 
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
@@ -221,6 +221,21 @@ def real_folder(folder: str | Path) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of real images; give a folder with one "
                                 f"subfolder per WordNet id (ImageNet's train layout), e.g. {folder}/n01443537/")
+    return folder
+
+
+def stand_in_folder(folder: str | Path, classes, per_class: int = 3, size: int = 64, seed: int = 0) -> Path:
+    """A folder in ImageNet's train layout holding random-noise JPEGs of `classes`: what tests and
+    smoke runs read where real ImageNet images cannot be had. Its numbers measure nothing."""
+    from PIL import Image
+    from timm.data import ImageNetInfo
+    folder, wnids = Path(folder), ImageNetInfo().label_names()
+    g = torch.Generator().manual_seed(seed)
+    for c in classes:
+        (folder / wnids[c]).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            pixels = (torch.rand(size, size, 3, generator=g) * 255).byte().numpy()
+            Image.fromarray(pixels).save(folder / wnids[c] / f"stand_in_{k}.JPEG")
     return folder
 
 

@@ -102,15 +102,10 @@ def test_the_presets_are_the_papers_and_end_at_256_pixels(bundle, capsys):
     assert len(res.history["loss"]) == 2 and all(torch.isfinite(torch.tensor(res.history["loss"])))
 
 
-def write_folder(root, classes=("n01440764", "n01443537"), n=3, size=(40, 48)):
-    """A tiny folder in ImageNet's train layout: n random pictures per WordNet id."""
-    from PIL import Image
-    g = torch.Generator().manual_seed(0)
-    for wnid in classes:
-        (root / wnid).mkdir(parents=True)
-        for k in range(n):
-            Image.fromarray((torch.rand(*size, 3, generator=g) * 255).byte().numpy()).save(root / wnid / f"{k}.JPEG")
-    return root
+def write_folder(root, classes=(0, 1), n=3, size=48):
+    """A tiny folder in ImageNet's train layout: n noise pictures per class (tench, goldfish)."""
+    from cag_lib.imagenet import stand_in_folder
+    return stand_in_folder(root, classes, n, size)
 
 
 def test_class_statistics_from_a_folder_enable_eq6(bundle, tmp_path):
@@ -197,18 +192,12 @@ def test_text_to_image_with_vit_b_32_runs_in_the_same_loop(bundle, tmp_path, mon
 
 @pytest.fixture(scope="module")
 def inception_file(tmp_path_factory):
-    """Random weights for torch-fidelity's FID Inception, saved in its own format (a state dict that
-    FeatureExtractorInceptionV3 loads from feature_extractor_weights_path)."""
+    """Random weights for torch-fidelity's FID Inception, saved in its own format (the state dict
+    that FeatureExtractorInceptionV3 loads from feature_extractor_weights_path)."""
     pytest.importorskip("torch_fidelity")
-    import torch_fidelity.feature_extractor_inceptionv3 as tf
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tf, "load_state_dict_from_url", lambda *a, **k: {})    # build it without any weights
-    mp.setattr(tf.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-    torch.manual_seed(0)
-    net = tf.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    mp.undo()
+    from cag_lib.imagenet_score import fid_inception
     path = tmp_path_factory.mktemp("fid") / "pt_inception-2015-12-05.pth"
-    torch.save(net.state_dict(), path)
+    torch.save(fid_inception("2048", pretrained=False).state_dict(), path)
     return path
 
 
@@ -218,16 +207,19 @@ def test_the_scorer_gives_fid_is_and_the_judges_numbers(bundle, tmp_path, incept
     from cag_lib.imagenet import real_images
     from cag_lib.imagenet_score import _uint8, fid_inception, score_imagenet
     from cag_lib.metrics import frechet_distance, gaussian_stats, inception_score
-    real = write_folder(tmp_path / "val", n=4, size=(64, 80))
-    images = torch.rand(6, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    real = write_folder(tmp_path / "val", n=4, size=80)
+    g = torch.Generator().manual_seed(1)                                 # a colour each, unlike the grey
+    images = torch.rand(6, 3, 1, 1, generator=g) * (0.5 + 0.5 * torch.rand(6, 1, 256, 256, generator=g))  # noise of `real`
     targets = ["tench", "goldfish", "n01440764", 1, "tench", "goldfish"]
     s = score_imagenet(bundle, images, targets, real, inception_weights=inception_file, splits=1)
     assert s["n"] == 6 and s["n_real"] == 8 and 0 <= s["judge_acc"] <= 1 and 0 <= s["real_judge_acc"] <= 1
     pool = fid_inception("2048", inception_file)
     x_real = torch.cat([x for x, _ in real_images(real, [0, 1], size=256)])
     f_gen, f_real = pool(_uint8(images)), pool(_uint8(x_real))
-    assert s["fid"] == pytest.approx(frechet_distance(*gaussian_stats(f_gen), *gaussian_stats(f_real)), rel=1e-3)
+    assert s["fid"] == pytest.approx(frechet_distance(*gaussian_stats(f_gen), *gaussian_stats(f_real)), rel=1e-5)
     logits = fid_inception("logits_unbiased", inception_file)(_uint8(images))
     assert s["is"] == pytest.approx(inception_score(logits), rel=1e-4)
+    random = score_imagenet(bundle, images, targets, real, pretrained=False, splits=1)   # the same weights
+    assert random["fid"] == pytest.approx(s["fid"], rel=1e-6) and random["is"] == pytest.approx(s["is"], rel=1e-6)
     with pytest.raises(ValueError, match="6 images for 5 targets"):
         score_imagenet(bundle, images, targets[:5], real, inception_weights=inception_file)
