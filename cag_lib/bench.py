@@ -101,10 +101,12 @@ def compile_networks(bundle, mode: str = "default"):
     return bundle
 
 
-def step_flops(bundle, cfg, batch: int) -> float:
-    """Floating-point operations of one step of `cfg` for `batch` images (torch's FLOP counter)."""
+def step_flops(bundle, cfg, batch: int, targets=None) -> float:
+    """Floating-point operations of one step of `cfg` at its last stage for `batch` images of
+    `targets` (default: classes 0, 1, ...), by torch's FLOP counter."""
+    targets = list(targets or range(batch))[:batch]
     with FlopCounterMode(display=False) as fc:
-        generate(bundle, list(range(batch)), replace(cfg, steps=1, resolutions=cfg.resolutions[-1:], final_masks=1))
+        generate(bundle, targets, replace(cfg, steps=1, resolutions=cfg.resolutions[-1:], final_masks=1))
     return float(fc.get_total_flops())
 
 

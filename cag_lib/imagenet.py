@@ -36,7 +36,7 @@ from .models import Classifier, accuracy
 from .prompts import PromptBundle
 
 __all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_preset",
-           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "stand_in_folder", "official_mae",
+           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "stand_in_folder", "save_by_class", "official_mae",
            "timm_classifier", "imagenet_class_names", "PRESETS", "IMAGENET_CLIPS"]
 
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
@@ -236,6 +236,18 @@ def stand_in_folder(folder: str | Path, classes, per_class: int = 3, size: int =
         for k in range(per_class):
             pixels = (torch.rand(size, size, 3, generator=g) * 255).byte().numpy()
             Image.fromarray(pixels).save(folder / wnids[c] / f"stand_in_{k}.JPEG")
+    return folder
+
+
+def save_by_class(images: torch.Tensor, classes, folder: str | Path, prefix: str = "") -> Path:
+    """images (N, 3, S, S) in [0, 1] as PNGs in ImageNet's layout, <folder>/<WordNet id>/<prefix><i>.png
+    (classes: one class index per image): what real_images and FID tools read back."""
+    from timm.data import ImageNetInfo
+    from torchvision.utils import save_image
+    folder, wnids = Path(folder), ImageNetInfo().label_names()
+    for i, (x, c) in enumerate(zip(images, classes)):
+        (folder / wnids[c]).mkdir(parents=True, exist_ok=True)
+        save_image(x, folder / wnids[c] / f"{prefix}{i:05d}.png")
     return folder
 
 
