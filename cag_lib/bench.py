@@ -110,6 +110,21 @@ def step_flops(bundle, cfg, batch: int, targets=None) -> float:
     return float(fc.get_total_flops())
 
 
+T4_FP16_TFLOPS = 65.0    # NVIDIA's T4 datasheet: the fp16 tensor-core peak (a T4 has no bf16 units)
+
+
+def t4_estimate(measured: dict, steps: int) -> tuple[float, float]:
+    """Seconds per image for `steps` steps on a free Colab T4, estimated (never measured) from a
+    measured GPU run of the same step (a speed_imagenet report: batch, ms_per_step, gflop_per_step,
+    fraction_of_peak). Low: the T4 as fast per step as that GPU (a step held back by kernel
+    launches), or at its own peak if that is slower; high: the T4 reaching the same fraction of its
+    peak as that GPU did."""
+    gflop = measured["gflop_per_step"] / measured["batch"]                 # per image and step
+    low = max(measured["ms_per_step"] / 1e3 / measured["batch"], gflop / (T4_FP16_TFLOPS * 1e3))
+    high = gflop / (T4_FP16_TFLOPS * 1e3 * measured["fraction_of_peak"])
+    return steps * low, steps * high
+
+
 def random_imagenet_bundle(device: torch.device):
     """The ImageNet bundle with random weights (seed 0) and random class statistics, so that the
     preset's every term runs: what speed is measured on (it does not depend on the weights)."""

@@ -38,6 +38,8 @@ import yaml
 from repository import NOTICE, configured_from, fill, is_placeholder, stage_config
 
 from cag_lib import text_results, zoo
+from cag_lib.bench import t4_estimate
+from cag_lib.imagenet import PRESETS
 from cag_lib.metrics import ablation_markdown
 from cag_lib.panel import (ablation_table, judges_table, judges_verdict, minus_one_table, minus_one_verdict,
                            paper_table, paper_verdict, results_dir)
@@ -125,6 +127,16 @@ def stored_panel() -> dict:
     return json.loads((results_dir() / "panel_fmnist.json").read_text())
 
 
+def t4_estimate_text() -> str:
+    """The free-Colab-T4 estimate of each ImageNet preset, from the H100 step of speed_imagenet."""
+    measured = json.loads((results_dir() / "speed_imagenet_h100_bf16.json").read_text())
+    said = []
+    for name, preset in PRESETS.items():
+        low, high = t4_estimate(measured, preset["steps"])
+        said.append(f'{low / 60:.1f} to {high / 60:.1f} minutes per picture for `"{name}"` ({preset["steps"]} steps)')
+    return "; ".join(said)
+
+
 # {{name}} in a book page -> what this makes: tables made from the stored results, not typed
 GENERATED = {
     "speed_cpu_tables": printed("benchmarks/speed_cpu.py", "--table", "--json",
@@ -139,6 +151,7 @@ GENERATED = {
     "minus_one_verdict": lambda: minus_one_verdict(stored_panel()),
     "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
     "chapter_minutes": lambda: minutes_table(),
+    "t4_estimate": t4_estimate_text,
     **{f"clip_lab_{name}": (lambda name=name: text_results.lab_tables()[name])
        for name in text_results.LAB_TABLES},
 }
