@@ -87,7 +87,7 @@ def official_mae(pretrained: bool = True, checkpoint: str | Path | None = None, 
                 torch.hub.download_url_to_file(MAE_URL, str(path))
             except OSError as e:
                 raise OfflineError(f"could not download {MAE_URL} ({e}); " + OFFLINE_HINT) from e
-        load_checkpoint(mae, str(path))       # torch.load(weights_only=True), as for any local file
+        load_checkpoint(mae, str(path))       # read with weights_only=True, as any local file
     return mae.eval()
 
 
