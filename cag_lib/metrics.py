@@ -141,6 +141,32 @@ def save_metrics(out, metrics: dict, digits: int = 4) -> None:
     path.write_text(json.dumps(clean, indent=2) + "\n")
 
 
+def save_answer(out, exercise: int, answer, digits: int = 4) -> None:
+    """Keep exercise `exercise`'s answer (a number, a string, or a dict or list of them) in
+    <out>/answers.json beside metrics.json, floats rounded: what a teacher reads after running a
+    student's notebook with papermill (the instructors page). A rerun replaces that answer only."""
+    import json
+    from pathlib import Path
+    path = Path(out) / "answers.json"
+    answers = read_json(path, "delete it; the notebook's next run writes it again") if path.exists() else {}
+    answers[str(exercise)] = _plain(answer, digits)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(answers, indent=2, sort_keys=True) + "\n")
+
+
+def _plain(v, digits: int):
+    """An answer as JSON: tensors and NumPy numbers as floats or lists, floats rounded."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x, digits) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x, digits) for x in v]
+    if hasattr(v, "tolist"):                      # a tensor or a NumPy value
+        return _plain(v.tolist(), digits)
+    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+        return v
+    return round(float(v), digits)
+
+
 def format_table(rows: dict) -> str:
     """{method: row} -> a fixed-width text table, one line per method."""
     cols = list(dict.fromkeys(k for r in rows.values() for k in r))

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from answer_key import answer_key_markdown
 from repository import NOTICE, configured_from, fill, is_placeholder, stage_config
 
 from cag_lib import text_results, zoo
@@ -127,6 +128,11 @@ def stored_panel() -> dict:
     return json.loads((results_dir() / "panel_fmnist.json").read_text())
 
 
+def chapter_notebooks() -> list[Path]:
+    """notebooks/ch*.ipynb in chapter order."""
+    return sorted((ROOT / "notebooks").glob("ch*.ipynb"), key=lambda p: int(p.stem[2:].split("_")[0]))
+
+
 def t4_estimate_text() -> str:
     """The free-Colab-T4 estimate of each ImageNet preset, from the H100 step of speed_imagenet."""
     measured = json.loads((results_dir() / "speed_imagenet_h100_bf16.json").read_text())
@@ -152,6 +158,7 @@ GENERATED = {
     "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
     "chapter_minutes": lambda: minutes_table(),
     "t4_estimate": t4_estimate_text,
+    "answer_key": lambda: answer_key_markdown(chapter_notebooks(), STAGE / "outputs"),
     **{f"clip_lab_{name}": (lambda name=name: text_results.lab_tables()[name])
        for name in text_results.LAB_TABLES},
 }
@@ -306,6 +313,7 @@ def main(argv=None) -> int:
         return 1
     if not a.smoke:   # the instructors page states the minutes this run just measured
         stage_page("instructors.md", repository_url())
+    stage_page("answers.md", repository_url())   # the answers this run's solutions kept
     if not a.no_build:
         t0 = time.time()
         r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])

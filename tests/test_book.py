@@ -218,3 +218,36 @@ def test_the_front_door_redirect_names_the_favicon(tmp_path):
     build_book.give_the_redirect_a_favicon(tmp_path)                       # once only
     text = (tmp_path / "index.html").read_text()
     assert text.count('rel="icon" href="_static/favicon.png"') == 1 and "url=book/intro.html" in text
+
+
+def test_every_exercise_has_a_hidden_worked_solution():
+    """Each chapter's exercises each have a worked solution: a hidden code cell (a measurement)
+    and/or a dropdown of prose (the reasoning), which the build runs; a solution with code keeps
+    its answer (save_answer), which the answer key prints."""
+    from answer_key import exercises
+    notebooks = sorted((ROOT / "notebooks").glob("ch*.ipynb"))
+    total = 0
+    for nb in notebooks:
+        found = exercises(nb)
+        assert found, f"{nb.name}: no exercises"
+        for n, e in found.items():
+            assert e["prose"], f"{nb.name}: exercise {n} has no worked solution in prose"
+            assert e["hidden"], f"{nb.name}: the solution to exercise {n} is not hidden"
+        import json
+        code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        for n in (n for n, e in found.items() if e["code"]):
+            assert re.search(rf"save_answer\(\s*out,\s*{n}\b", code), f"{nb.name}: solution {n} keeps no answer"
+        total += len(found)
+    assert total >= 32
+
+
+def test_the_answer_key_lists_every_exercise_and_the_answers_a_run_kept(tmp_path):
+    from answer_key import answer_key_markdown
+    nb = ROOT / "notebooks" / "ch2_eq1.ipynb"
+    (tmp_path / "ch2_eq1").mkdir()
+    (tmp_path / "ch2_eq1" / "answers.json").write_text('{"1": {"vit_acc": 0.91234}}')
+    page = answer_key_markdown([nb], tmp_path)
+    assert "1. Attack the ViT instead" in page and "vit_acc: 0.912" in page
+    assert page.count("Worked solution") == 3 and "key `1`" in page
+    assert "the chapter was not run" in answer_key_markdown([nb], tmp_path / "nowhere")

@@ -117,3 +117,17 @@ def test_frechet_distance_agrees_with_torchmetrics_fid_on_the_same_features():
     fid.update(fake.double(), real=False)
     ours = frechet_distance(*gaussian_stats(fake), *gaussian_stats(real))
     assert ours == pytest.approx(float(fid.compute()), rel=1e-6)
+
+
+def test_answers_are_kept_per_exercise_and_a_rerun_replaces_one(tmp_path):
+    import json
+
+    import numpy as np
+
+    from cag_lib.metrics import save_answer
+    save_answer(tmp_path, 1, {"vit_acc": torch.tensor(0.123456), "rows": [np.float32(2.5), 3]})
+    save_answer(tmp_path, 2, "the judge")
+    save_answer(tmp_path, 1, 0.5)                                # the student ran exercise 1 again
+    assert json.loads((tmp_path / "answers.json").read_text()) == {"1": 0.5, "2": "the judge"}
+    save_answer(tmp_path, 3, {"acc": torch.tensor([0.123456, 1.0]), "ok": True})
+    assert json.loads((tmp_path / "answers.json").read_text())["3"] == {"acc": [0.1235, 1.0], "ok": True}
