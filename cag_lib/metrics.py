@@ -121,11 +121,12 @@ def judge(bundle, images: torch.Tensor, targets: torch.Tensor, n_real: int = 200
 def judge_on_reconstructions(bundle, images, labels, mask_ratio=0.75, seed=0, batch_size=500) -> float:
     """Judge accuracy on g(x) of real images (one seeded mask each): 1.0 would mean the MAE keeps
     every image's class."""
-    g = torch.Generator().manual_seed(seed)
+    g, dev = torch.Generator().manual_seed(seed), next(bundle.mae.parameters()).device
     recs = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        recs.append(bundle.mae.reconstruct(x, mask_ratio, noise=bundle.mae.mask_noise(len(x), g)))
+    for i in range(0, len(images), batch_size):   # masks drawn on the CPU: the same on any device
+        x = images[i:i + batch_size].to(dev)
+        noise = bundle.mae.mask_noise(len(x), g, device="cpu").to(dev)
+        recs.append(bundle.mae.reconstruct(x, mask_ratio, noise=noise).cpu())
     return accuracy(bundle.judge, torch.cat(recs), labels)
 
 

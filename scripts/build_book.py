@@ -158,7 +158,7 @@ GENERATED = {
     "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
     "chapter_minutes": lambda: minutes_table(),
     "t4_estimate": t4_estimate_text,
-    "answer_key": lambda: answer_key_markdown(chapter_notebooks(), STAGE / "outputs"),
+    "answer_key": lambda: answer_key_markdown(chapter_notebooks(), STAGE / "outputs", STAGE / "notebooks"),
     **{f"clip_lab_{name}": (lambda name=name: text_results.lab_tables()[name])
        for name in text_results.LAB_TABLES},
 }
@@ -311,9 +311,9 @@ def main(argv=None) -> int:
     if failures:
         print("\n".join(["", "regressions / problems:"] + failures), file=sys.stderr)
         return 1
-    if not a.smoke:   # the instructors page states the minutes this run just measured
+    if not a.smoke:   # the minutes and the answers this run just measured
         stage_page("instructors.md", repository_url())
-    stage_page("answers.md", repository_url())   # the answers this run's solutions kept
+        stage_page("answers.md", repository_url())
     if not a.no_build:
         t0 = time.time()
         r = subprocess.run(["jupyter-book", "build", str(STAGE), "-W", "-n", "--keep-going", "-q"])

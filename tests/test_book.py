@@ -243,11 +243,28 @@ def test_every_exercise_has_a_hidden_worked_solution():
 
 
 def test_the_answer_key_lists_every_exercise_and_the_answers_a_run_kept(tmp_path):
-    from answer_key import answer_key_markdown
+    import json
+
+    from answer_key import answer_key_markdown, student_copy
     nb = ROOT / "notebooks" / "ch2_eq1.ipynb"
     (tmp_path / "ch2_eq1").mkdir()
     (tmp_path / "ch2_eq1" / "answers.json").write_text('{"1": {"vit_acc": 0.91234}}')
-    page = answer_key_markdown([nb], tmp_path)
-    assert "1. Attack the ViT instead" in page and "vit_acc: 0.912" in page
-    assert page.count("Worked solution") == 3 and "key `1`" in page
-    assert "the chapter was not run" in answer_key_markdown([nb], tmp_path / "nowhere")
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    glue = {"cell_type": "code", "source": [], "metadata": {}, "outputs": [{
+        "output_type": "display_data", "metadata": {"scrapbook": {"name": "both_judge_acc",
+                                                                   "mime_prefix": "x/"}},
+        "data": {"x/text/plain": "0.1234"}}]}
+    (executed / nb.name).write_text(json.dumps({"cells": [glue]}))
+    page = answer_key_markdown([nb], tmp_path, executed)
+    assert "**Exercise 1.** Attack the ViT instead" in page and "vit_acc: 0.912" in page
+    assert page.count("Worked solution") == 3 and "key `1`" in page and "Kept answer: none." in page
+    assert "and the judge reads 0.12, against" in page.replace("\n", " ")     # a glued number, formatted
+    assert "{glue:" not in page and "[measured]" in page                 # not glued in this fake run
+    unrun = answer_key_markdown([nb], None)
+    assert "Kept answer" not in unrun and "[measured]" in unrun
+    # the students' copy has the exercises and none of the solutions
+    copy = json.loads(student_copy(nb, tmp_path / "students").read_text())
+    text = "".join("".join(c["source"]) for c in copy["cells"])
+    assert "## Exercises" in text and "Solution to exercise" not in text
+    assert len(copy["cells"]) == len(json.loads(nb.read_text())["cells"]) - 6
