@@ -109,7 +109,8 @@ def answer_key_markdown(notebooks: list[Path], outputs: Path | None, executed: P
         values = glued(run) if run is not None and run.exists() else None
         kept_path = outputs / nb.stem / "answers.json" if outputs is not None else None
         kept = json.loads(kept_path.read_text()) if kept_path is not None and kept_path.exists() else None
-        lines += [f"## {{doc}}`../notebooks/{nb.stem}`", ""]
+        title = json.loads(nb.read_text())["cells"][0]["source"][0].lstrip("# ").strip()
+        lines += [f"## {title}", "", f"The chapter: {{doc}}`../notebooks/{nb.stem}`.", ""]
         for n, e in ex.items():
             lines += [f"**Exercise {n}.** {e['text']}", ""]
             if n in prose:
