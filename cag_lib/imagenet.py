@@ -30,14 +30,14 @@ from .bundles import lookup_class, no_stats
 from .clip import IMAGENET_CLIP, create_clip, zero_shot_classifier
 from .config import GenerateConfig
 from .errors import OFFLINE_HINT, OfflineError, require_hub, resolve_device
-from .mae import MaskedAutoencoder, load_checkpoint, load_state
+from .mae import MaskedAutoencoder, load_checkpoint
 from .generate import mean_reconstruction
 from .models import Classifier, accuracy
 from .prompts import PromptBundle
 
 __all__ = ["OfflineError", "OFFLINE_HINT", "load_imagenet_bundle", "imagenet_preset", "imagenet_text_preset",
-           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "stand_in_folder", "save_by_class", "official_mae",
-           "timm_classifier", "imagenet_class_names", "PRESETS", "IMAGENET_CLIPS"]
+           "imagenet_text_bundle", "measure_class_stats", "visible_patch_check", "real_images", "stand_in_folder",
+           "save_by_class", "official_mae", "timm_classifier", "imagenet_class_names", "PRESETS", "IMAGENET_CLIPS"]
 
 SOURCES = ("inception_v3.tv_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k")
 JUDGE = "convnext_tiny.fb_in1k"
@@ -49,10 +49,21 @@ MAE_VIT_BASE = dict(img_size=256, patch_size=16, in_chans=3, embed_dim=768, dept
 
 
 @functools.cache
+def _info():
+    """timm's ImageNet-1k class list: WordNet ids and their synonyms (read once)."""
+    from timm.data import ImageNetInfo
+    return ImageNetInfo()
+
+
+def wordnet_ids() -> list[str]:
+    """The 1000 WordNet ids ("n01443537", ...), in class-index order."""
+    return list(_info().label_names())
+
+
+@functools.cache
 def imagenet_class_names() -> tuple[str, ...]:
     """The 1000 ImageNet-1k classes, each as its first synonym ("goldfish", "tench", ...), from timm."""
-    from timm.data import ImageNetInfo
-    info = ImageNetInfo()
+    info = _info()
     return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes()))
 
 
@@ -137,8 +148,7 @@ class ImageNetBundle:
 def imagenet_aliases() -> dict:
     """{WordNet id or any synonym, lower case: the tuple of class indices it names}. Some names
     belong to two classes ("crane": the bird and the machine; "maillot"); lookup_class refuses those."""
-    from timm.data import ImageNetInfo
-    info = ImageNetInfo()
+    info = _info()
     aliases = {w.lower(): (i,) for i, w in enumerate(info.label_names())}
     for i in range(info.num_classes()):
         for syn in info.index_to_description(i).split(","):
@@ -149,8 +159,7 @@ def imagenet_aliases() -> dict:
 
 def describe_class(i: int) -> str:
     """'n01443537 (goldfish, Carassius auratus)': a class by WordNet id and every synonym."""
-    from timm.data import ImageNetInfo
-    info = ImageNetInfo()
+    info = _info()
     return f"{info.index_to_label_name(i)} ({info.index_to_description(i)})"
 
 
@@ -192,10 +201,9 @@ class ImageNetFolder(torch.utils.data.Dataset):
     id), each resized and centre-cropped to size x size, in [0, 1]; items (image (3, S, S), class)."""
 
     def __init__(self, folder: str | Path, classes, per_class: int | None = None, size: int = 256):
-        from timm.data import ImageNetInfo
         from torchvision import transforms
         from torchvision.datasets.folder import IMG_EXTENSIONS
-        folder, wnids = real_folder(folder), ImageNetInfo().label_names()
+        folder, wnids = real_folder(folder), wordnet_ids()
         self.items = []
         for c in classes:
             sub = folder / wnids[c]
@@ -228,8 +236,7 @@ def stand_in_folder(folder: str | Path, classes, per_class: int = 3, size: int =
     """A folder in ImageNet's train layout holding random-noise JPEGs of `classes`: what tests and
     smoke runs read where real ImageNet images cannot be had. Its numbers measure nothing."""
     from PIL import Image
-    from timm.data import ImageNetInfo
-    folder, wnids = Path(folder), ImageNetInfo().label_names()
+    folder, wnids = Path(folder), wordnet_ids()
     g = torch.Generator().manual_seed(seed)
     for c in classes:
         (folder / wnids[c]).mkdir(parents=True, exist_ok=True)
@@ -242,9 +249,8 @@ def stand_in_folder(folder: str | Path, classes, per_class: int = 3, size: int =
 def save_by_class(images: torch.Tensor, classes, folder: str | Path, prefix: str = "") -> Path:
     """images (N, 3, S, S) in [0, 1] as PNGs in ImageNet's layout, <folder>/<WordNet id>/<prefix><i>.png
     (classes: one class index per image): what real_images and FID tools read back."""
-    from timm.data import ImageNetInfo
     from torchvision.utils import save_image
-    folder, wnids = Path(folder), ImageNetInfo().label_names()
+    folder, wnids = Path(folder), wordnet_ids()
     for i, (x, c) in enumerate(zip(images, classes)):
         (folder / wnids[c]).mkdir(parents=True, exist_ok=True)
         save_image(x, folder / wnids[c] / f"{prefix}{i:05d}.png")
@@ -253,8 +259,7 @@ def save_by_class(images: torch.Tensor, classes, folder: str | Path, prefix: str
 
 def folder_classes(folder: str | Path) -> list[int]:
     """The classes that have a subfolder (named by WordNet id) in folder."""
-    from timm.data import ImageNetInfo
-    index = {w: i for i, w in enumerate(ImageNetInfo().label_names())}
+    index = {w: i for i, w in enumerate(wordnet_ids())}
     return sorted(index[d.name] for d in real_folder(folder).iterdir() if d.is_dir() and d.name in index)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .losses import (classification_loss, distribution_loss, diversity_loss, diversity_loss_paper, gram_loss,
                      total_variation)

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 ITEM = re.compile(r"^(\d+)\. ", re.M)
+SOLUTION_CODE = re.compile(r"# Solution to exercise (\d+)")              # a hidden code cell's first line
+SOLUTION_PROSE = re.compile(r"admonition\}\s*Solution to exercise (\d+)")  # a dropdown's title
 
 
 def exercises(notebook: Path) -> dict:
@@ -28,11 +30,11 @@ def exercises(notebook: Path) -> dict:
                                     "hidden": True}
     for c in cells:
         s = "".join(c["source"])
-        m = re.match(r"# Solution to exercise (\d+)", s) if c["cell_type"] == "code" else None
+        m = SOLUTION_CODE.match(s) if c["cell_type"] == "code" else None
         if m and int(m[1]) in found:
             found[int(m[1])]["code"] = True
             found[int(m[1])]["hidden"] &= "hide-cell" in c.get("metadata", {}).get("tags", [])
-        for n in re.findall(r"admonition\}\s*Solution to exercise (\d+)", s) if c["cell_type"] == "markdown" else ():
+        for n in SOLUTION_PROSE.findall(s) if c["cell_type"] == "markdown" else ():
             if int(n) in found:
                 found[int(n)]["prose"] = True
                 found[int(n)]["hidden"] &= ":class: dropdown" in s
@@ -130,9 +132,9 @@ def student_copy(notebook: Path, destination: Path) -> Path:
     keep = []
     for c in nb["cells"]:
         s = "".join(c["source"])
-        if c["cell_type"] == "code" and re.match(r"# Solution to exercise \d+", s):
+        if c["cell_type"] == "code" and SOLUTION_CODE.match(s):
             continue
-        if c["cell_type"] == "markdown" and re.search(r"admonition\}\s*Solution to exercise \d+", s):
+        if c["cell_type"] == "markdown" and SOLUTION_PROSE.search(s):
             continue
         keep.append(c)
     nb["cells"] = keep
