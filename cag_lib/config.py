@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-CHOICES = {"lr_schedule": ("constant", "cosine"), "autocast": ("", "bf16", "fp16"), "sampler": ("adam", "mala"),
-           "attention": ("auto", "sdpa", "eager"), "diversity_form": ("cosine", "paper"),
+CHOICES = {"lr_schedule": ("constant", "cosine"), "autocast": ("", "bf16", "fp16"), "sampler": ("adam", "mala", "pgd"),
+           "attention": ("auto", "sdpa", "eager"), "start": ("noise", "class gaussian"), "diversity_form": ("cosine", "paper"),
            "distribution_form": ("mean", "paper")}
 # MALA needs an energy per image; these terms and transforms couple the images of a batch
-MALA_OFF = ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight")
+MALA_OFF = ("diversity_weight", "distribution_weight", "blur_sigma", "jitter", "tv_weight", "bn_weight")
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,21 @@ class GenerateConfig:
     blur_sigma: float = 0.5               # Gaussian blur of the gradient, in pixels of the stage
     jitter: int = 0                       # random shift of the input, in pixels of the stage
     tv_weight: float = 0.0                # total variation of x
-    init_std: float = 0.1                 # start: 0.5 + init_std * N(0, 1), clamped
+    bn_weight: float = 0.0                # DeepInversion's prior: the batch's statistics at every BatchNorm layer of
+                                          # the sources against the layer's running mean and variance
+    start: str = "noise"                  # "noise": 0.5 + init_std * N(0, 1), clamped; "class gaussian": a draw
+                                          # from a Gaussian fitted to the class's real images at 8x8 (Santurkar et al.)
+    init_std: float = 0.1
     final_masks: int = 4                  # Result.reconstructions: mean of g(x) over this many fresh masks
     seed: int = 0
     autocast: str = ""                    # "bf16" or "fp16": mixed precision for the models; "" = fp32 (exact)
     attention: str = "auto"               # the transformers' attention: "sdpa" (fused), "eager" (q k^T, softmax,
                                           # v as three ops), "auto": eager under autocast on a CPU, else sdpa
-    sampler: str = "adam"                 # "adam" (CaG) or "mala": Metropolis-adjusted Langevin (STIC-style)
+    sampler: str = "adam"                 # "adam" (CaG), "mala": Metropolis-adjusted Langevin (STIC-style), or
+                                          # "pgd": normalised L2 steps of pgd_step within pgd_eps of the start
+                                          # (Santurkar et al.)
+    pgd_step: float = 0.08                # PGD: L2 length of a step, in [0, 1] pixels
+    pgd_eps: float = 3.3                  # PGD: L2 radius around the start
     langevin_step: float = 1e-3           # MALA: x' = x - step * grad E + sqrt(2 step) * noise
     temperature: float = 0.003            # MALA: E = mean_f [CE + gram_weight * Gram term] / temperature, per image
     gram_weight: float = 0.0              # STIC's Gram-matrix term: feature correlations of g(x) vs the class's data
@@ -116,7 +124,7 @@ def _check_float(name: str, value, bad) -> None:
     if name == "mask_ratio" and not 0 <= value < 1:
         raise bad("give 0 <= mask_ratio < 1 (the MAE's training ratio, 0.75, is the default); at least one "
                   "patch must stay visible")
-    if name in ("langevin_step", "temperature") and value <= 0:
+    if name in ("langevin_step", "temperature", "pgd_step", "pgd_eps") and value <= 0:
         raise bad("give a number > 0")
     if value < 0:
         raise bad("give a number >= 0")

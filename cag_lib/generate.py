@@ -35,7 +35,9 @@ from .config import GenerateConfig
 from .models import attention_layers, eager_attention
 from .objectives import Objective, View, objective_from_config
 from .recording import Recorder, full_size
-from .samplers import MALA, Adam, blur_gradient, mala_step
+from .stats import sample_class_gaussians
+from .batchnorm import batchnorm_divergence
+from .samplers import MALA, PGD, Adam, blur_gradient, mala_step
 
 __all__ = ["GenerateConfig", "Result", "generate", "Forward", "blur_gradient", "mala_step",
            "mean_reconstruction", "check_resolutions", "jitter_images"]
@@ -115,6 +117,18 @@ def initial_images(batch: int, chans: int, res: int, std: float, generator: torc
     return (0.5 + std * torch.randn(batch, chans, res, res, generator=generator)).clamp(0, 1)
 
 
+def starting_images(models, cfg: GenerateConfig, targets: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """cfg.start's images at the first stage's size (B, C, r0, r0): grey noise, or a draw from each
+    target class's Gaussian over real images (the bundle's image_gaussians)."""
+    res = cfg.resolutions[0]
+    if cfg.start == "noise":
+        return initial_images(len(targets), models.in_chans, res, cfg.init_std, generator)
+    if not hasattr(models, "image_gaussians"):
+        raise ValueError(f"start='class gaussian' needs real images of every class, and bundle "
+                         f"{getattr(models, 'name', '?')!r} has none (no image_gaussians()); use start='noise'")
+    return sample_class_gaussians(models.image_gaussians(), targets, models.in_chans, res, generator)
+
+
 def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.Tensor:
     """Given start images (B, C, H, W) in [0, 1], checked against the targets, at the first stage's size."""
     if not isinstance(init, torch.Tensor) or init.ndim != 4 or tuple(init.shape[:2]) != (batch, chans):
@@ -155,8 +169,9 @@ class Forward:
     size, jitter, g(x) with the given mask (or x itself for eq. 1), classify."""
 
     def __init__(self, mae, classifiers: list, cfg: GenerateConfig, generator: torch.Generator,
-                 maps: bool = False):
+                 maps: bool = False, batchnorm: bool = False):
         self.mae, self.clfs, self.cfg, self.gen, self.maps = mae, classifiers, cfg, generator, maps
+        self.batchnorm = batchnorm
         self.size, self.device = mae.img_size, next(mae.parameters()).device
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16 if cfg.autocast == "bf16" else torch.float16,
                                   enabled=bool(cfg.autocast))
@@ -182,9 +197,13 @@ class Forward:
         with self.amp, eager_attention(self.attention, self.eager):
             if cfg.use_mae:
                 img = self.mae.reconstruct(img, cfg.mask_ratio, noise=noise, keep_visible=cfg.keep_visible)
-            outs = [c.forward_with_map(img) if self.maps else (c(img), None) for c in self.clfs]
+            outs, bn = [], []
+            for c in self.clfs:
+                with batchnorm_divergence(c, self.batchnorm) as divergence:
+                    outs.append(c.forward_with_map(img) if self.maps else (c(img), None))
+                bn.append(divergence())
         return View(x, targets, [type(o)(o.logits.float(), o.features.float()) for o, _ in outs],
-                    [m.float() if m is not None else None for _, m in outs])
+                    [m.float() if m is not None else None for _, m in outs], bn)
 
     def scorer(self, objective: Objective, targets: torch.Tensor, noise) -> Callable:
         """xs -> (objective's total, its parts, the View) on this step's mask: what a sampler calls."""
@@ -249,6 +268,8 @@ def _measured(models, method: str, idx: list, weight: str, argument: str) -> lis
 def make_sampler(cfg: GenerateConfig, generator: torch.Generator):
     if cfg.sampler == "mala":
         return MALA(cfg.langevin_step, cfg.temperature, generator)
+    if cfg.sampler == "pgd":
+        return PGD(cfg.pgd_step, cfg.pgd_eps)
     blur = (lambda g: blur_gradient(g, cfg.blur_sigma)) if cfg.blur_sigma else None
     return Adam(cfg.lr, cfg.lr_schedule, blur)
 
@@ -273,9 +294,10 @@ def generate(models, targets, config: GenerateConfig | None = None, callbacks: S
     objective = objective or objective_for(models, cfg, idx, class_stats, class_grams, y)
     check_per_image(objective, cfg)
     gen, mask_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
-    x = (initial_images(len(y), models.in_chans, cfg.resolutions[0], cfg.init_std, gen) if init is None
+    x = (starting_images(models, cfg, y, gen) if init is None
          else start_images(init, len(y), models.in_chans, cfg.resolutions[0])).to(y.device)
-    forward = Forward(models.mae, [models.classifiers[i] for i in idx], cfg, gen, objective.needs_maps)
+    forward = Forward(models.mae, [models.classifiers[i] for i in idx], cfg, gen, objective.needs_maps,
+                      objective.needs_batchnorm)
     sampler, result = make_sampler(cfg, gen), Result(x, None, y.cpu(), cfg)
     rec = Recorder(result, cfg.steps, forward.size, cfg.snapshot_every, callbacks, cfg.progress)
     t0 = time.time()

@@ -11,7 +11,7 @@ Your own term: `Objective.term("mine", lambda view: ...)`, then `generate(..., o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -27,6 +27,7 @@ class View:
     targets: torch.Tensor   # (B,) class indices
     outputs: list           # one ClassifierOutput per used source on g(x): logits (B, K), features (B, D)
     maps: list              # one last feature map (B, C', N) per source (the Gram term), else Nones
+    batchnorm: list = field(default_factory=list)  # per source: R_BN of this pass (the BatchNorm prior), or None
 
 
 class Objective:
@@ -37,9 +38,11 @@ class Objective:
 
     @staticmethod
     def term(name: str, fn: Callable[[View], torch.Tensor], per_image: bool = False,
-             needs_maps: bool = False) -> "Objective":
-        """One term; per_image: fn returns (B,) (a MALA energy needs every term per image)."""
-        return Objective([(name, 1.0, fn, per_image, needs_maps)])
+             needs_maps: bool = False, needs_batchnorm: bool = False) -> "Objective":
+        """One term; per_image: fn returns (B,) (a MALA energy needs every term per image);
+        needs_maps / needs_batchnorm: the View must carry the feature maps / the BatchNorm prior."""
+        needs = frozenset({"maps"} if needs_maps else set()) | frozenset({"batchnorm"} if needs_batchnorm else set())
+        return Objective([(name, 1.0, fn, per_image, needs)])
 
     def __add__(self, other: "Objective") -> "Objective":
         """The terms of both; one term twice (a + 2 * a) has its weights added, two different terms
@@ -70,7 +73,11 @@ class Objective:
 
     @property
     def needs_maps(self) -> bool:
-        return any(m for *_, m in self.terms)
+        return any("maps" in m for *_, m in self.terms)
+
+    @property
+    def needs_batchnorm(self) -> bool:
+        return any("batchnorm" in m for *_, m in self.terms)
 
     @property
     def names(self) -> list[str]:
@@ -147,6 +154,18 @@ def gram(class_grams: list) -> Objective:
         per_image=True, needs_maps=True)
 
 
+def batchnorm_prior() -> Objective:
+    """DeepInversion's BatchNorm prior, averaged over the sources that have BatchNorm layers (the
+    ResNet; a ViT has none): cag_lib.batchnorm."""
+    def fn(v: View) -> torch.Tensor:
+        values = [b for b in v.batchnorm if b is not None]
+        if not values:
+            raise ValueError("the BatchNorm prior needs a source with BatchNorm layers (e.g. the ResNet, "
+                             "classifiers=(0,)); none of the used sources has one: set bn_weight=0")
+        return torch.stack(values).mean()
+    return Objective.term("bn", fn, needs_batchnorm=True)
+
+
 def smoothness() -> Objective:
     """Total variation of x (feature visualisation's smoothness prior)."""
     return Objective.term("tv", lambda v: total_variation(v.x))
@@ -163,4 +182,6 @@ def objective_from_config(cfg, class_stats: list | None = None, class_grams: lis
         obj = obj + cfg.gram_weight * gram(class_grams)
     if cfg.tv_weight:
         obj = obj + cfg.tv_weight * smoothness()
+    if cfg.bn_weight:
+        obj = obj + cfg.bn_weight * batchnorm_prior()
     return obj

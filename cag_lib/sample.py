@@ -40,7 +40,7 @@ from .data import load_world
 from .diffusion import sample_images
 from .errors import CorruptFileError
 from .files import FolderInUseError, hold_folder, read_json
-from .generate import GenerateConfig, generate
+from .generate import GenerateConfig, generate, starting_images
 from .imagenet import imagenet_preset, load_imagenet_bundle, measure_class_stats
 from .metrics import evaluate, kernel_distance
 from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
@@ -185,7 +185,8 @@ def cag_passes(cfg: GenerateConfig, n_sources: int) -> int:
 def cag_maker(bundle, cfg: GenerateConfig, stats):
     """make(shard, seeds, shard_seed) -> (shown, x or None, what is shown, seconds, evaluations)."""
     def make(shard: Shard, seeds, shard_seed: int):
-        init = start_noise(seeds, bundle.in_chans, cfg.resolutions[0], cfg.init_std)   # (B, C, r0, r0)
+        init = torch.cat([starting_images(bundle, cfg, torch.tensor([shard.cls]), torch.Generator().manual_seed(s))
+                          for s in seeds])   # (B, C, r0, r0): image i from its own seed
         res = generate(bundle, [shard.cls] * len(seeds), replace(cfg, seed=shard_seed), init=init,
                        class_stats=stats[0], class_grams=stats[1])
         if res.interrupted:

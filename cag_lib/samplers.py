@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from .attacks import normalised_step, project_l2
+
 
 @dataclass
 class Step:
@@ -53,6 +55,27 @@ class Adam:
             self.sched.step()
         with torch.no_grad():
             x.clamp_(0, 1)
+        return Step(x, loss.detach(), {k: v.detach().mean() for k, v in parts.items()}, view.outputs)
+
+
+class PGD:
+    """Santurkar et al.'s sampler: normalised L2 gradient steps of length step_size that lower the
+    objective, x kept within radius eps of the stage's start (their class-conditional seed) and in
+    [0, 1]. A targeted L2 PGD attack, as torchattacks' PGDL2 takes it."""
+
+    def __init__(self, step_size: float, eps: float):
+        self.step_size, self.eps = step_size, eps
+
+    def start(self, x: torch.Tensor, n_steps: int) -> torch.Tensor:
+        self.x0 = x.detach().clone()
+        return x.detach()
+
+    def step(self, x: torch.Tensor, evaluate: Callable) -> Step:
+        x = x.detach().requires_grad_(True)
+        total, parts, view = evaluate(x)
+        loss = total.mean()
+        grad, = torch.autograd.grad(total.sum(), x)   # each image's own gradient, at any batch size
+        x = project_l2(self.x0, x.detach() - normalised_step(grad, self.step_size), self.eps)
         return Step(x, loss.detach(), {k: v.detach().mean() for k, v in parts.items()}, view.outputs)
 
 

@@ -1,10 +1,12 @@
 """Per-class feature statistics of real data (the targets of eq. 6's distribution loss), cached."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import load_world
@@ -82,3 +84,35 @@ def class_gram_stats(model, images: torch.Tensor, labels: torch.Tensor, num_clas
 def bundle_class_grams(bundle, index: int, n: int = STATS_IMAGES) -> torch.Tensor:
     """class_gram_stats of a bundle's source classifier `index` on the first n training images, cached."""
     return _bundle_statistic(class_gram_stats, bundle, index, n, "_gram")
+
+
+SEED_SIZE = 8   # Santurkar et al. fit their seeds on ImageNet downsampled 7x (to 32 px); here 32 -> 8 px
+
+
+@functools.lru_cache(maxsize=4)
+def class_image_gaussians(world: str, size: int = SEED_SIZE, n: int = STATS_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """A multivariate Gaussian per class over the world's first n training images shrunk to
+    size x size (area average): (mean (K, D), Cholesky factor of the covariance (K, D, D)),
+    D = C * size * size. A small ridge keeps each covariance positive definite."""
+    x, y = load_world(world, "train", n)
+    flat = F.interpolate(x, size=(size, size), mode="area").flatten(1).double()   # (N, D)
+    means, chols = [], []
+    for c in range(int(y.max()) + 1):
+        xc = flat[y == c]
+        cov = torch.cov(xc.T) + 1e-4 * torch.eye(flat.shape[1], dtype=flat.dtype)
+        means.append(xc.mean(0))
+        chols.append(torch.linalg.cholesky(cov))
+    return torch.stack(means).float(), torch.stack(chols).float()
+
+
+def sample_class_gaussians(gaussians, targets: torch.Tensor, chans: int, res: int,
+                           generator: torch.Generator) -> torch.Tensor:
+    """One draw per target from its class's Gaussian, upsampled to res x res and clamped to [0, 1]:
+    (B, C, res, res). Santurkar et al.'s seed: a blurry, class-typical start."""
+    mean, chol = gaussians
+    z = torch.randn(len(targets), mean.shape[1], 1, generator=generator)
+    t = targets.cpu()
+    flat = mean[t] + (chol[t] @ z).squeeze(-1)                                     # (B, D)
+    size = int(round((mean.shape[1] / chans) ** 0.5))
+    x = flat.view(len(targets), chans, size, size)
+    return F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False).clamp(0, 1)

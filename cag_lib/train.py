@@ -36,6 +36,7 @@ from .diffusion import ConditionalDiffusion
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .clip import SHAPES_CLIP, create_clip, normalise_images, registered_open_clip
+from .attacks import pgd_l2
 from .models import Classifier, accuracy, arch_kwargs, build_network
 from .shapes import ATTRIBUTES, COLOUR_NAMES, held_out_mask, load_shapes
 from .shapes_text import attribute_accuracy, prune_token_embedding
@@ -68,18 +69,21 @@ class TrainConfig:
     clip_groups: int = 0              # CLIP: build each batch from runs of this many scenes sharing colour and
                                       # background, so their captions differ only in shape and size (0 = random)
     clip_model: str = "cag-shapes-clip"  # CLIP: an open_clip config name (cag_lib/clip_configs holds the small ones)
-    adv_eps: float = 0.0              # CLIP: adversarial training, L2 radius of the PGD attack on images in [0, 1]
-    adv_steps: int = 3                # CLIP: PGD steps per batch when adv_eps > 0
+    adv_eps: float = 0.0              # classifiers, CLIP: adversarial training, L2 radius of the PGD attack on
+                                      #   images in [0, 1] (0 = off)
+    adv_steps: int = 3                # PGD steps per batch when adv_eps > 0
     init: str = ""                    # fine-tune: start from this zoo model of the bundle ("" = random weights);
     init_dir: str = ""                #   looked up in this weights folder ("" = the package's)
     limit: int = 0                    # use only the first N training images (0 = all); for tests
     max_steps: int = 0                # stop after N optimiser steps (0 = all); for tests
     test_limit: int = 0               # measure on the first N test images (0 = all); for tests
     out: str = ""                     # weights folder ("" = the package's)
+    checkpoint_every: int = 200       # save a checkpoint every N steps, so that a stopped run continues (0 = never)
     device: str = "cpu"               # where to train ("cuda" if you have one); measuring is on the CPU
 
 
-CLIP_ONLY = ("clip_groups", "clip_model", "adv_eps", "adv_steps")   # recorded in the manifest for CLIP runs only
+CLIP_ONLY = ("clip_groups", "clip_model")   # recorded in the manifest for CLIP runs only
+ADVERSARIAL = ("adv_eps", "adv_steps")         # recorded for the kinds that train adversarially
 
 
 def training_data(cfg: TrainConfig, split: str, n: int | None):
@@ -162,23 +166,6 @@ def save_weights(state: dict, path, clip: bool = False) -> None:
     save_file({k: v if k.endswith(".ids") else v.to(torch.float16).contiguous() for k, v in state.items()}, str(path))
 
 
-def pgd_l2(loss_fn: Callable, x: torch.Tensor, eps: float, steps: int, g: torch.Generator) -> torch.Tensor:
-    """Images (B, C, H, W) in [0, 1] moved within an L2 ball of radius eps (per image) to raise
-    loss_fn(x): projected gradient ascent from a random start, step 2.5 eps / steps (Madry et al.).
-    Adversarial training on these makes the model's input gradient point at visible features
-    (Santurkar et al. 2019), which is what a generator needs from it."""
-    def project(d):   # into the ball, and keep x + d in [0, 1]
-        norm = d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return ((x + d * (eps / norm).clamp(max=1)).clamp(0, 1) - x)
-    delta = project(torch.randn(x.shape, generator=g).to(x.device) * eps / math.sqrt(x[0].numel()) * 0.5)
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        grad, = torch.autograd.grad(loss_fn(x + delta), delta)
-        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = project(delta.detach() + 2.5 * eps / steps * step)
-    return (x + delta).detach()
-
-
 def masked_mse(mae: MaskedAutoencoder, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0,
                batch_size: int = 500) -> dict:
     """Pixel-space ([0, 1]) mean squared error of an MAE's reconstruction on masked and visible patches,
@@ -238,7 +225,11 @@ class Kind:
 
 
 def _classifier_loss(cfg, model, x, y, g, aux):
-    return F.cross_entropy(model(x).logits, y, label_smoothing=cfg.label_smoothing)
+    def loss(xi):
+        return F.cross_entropy(model(xi).logits, y, label_smoothing=cfg.label_smoothing)
+    if cfg.adv_eps:   # train on the images the current model finds hardest nearby (Madry et al.)
+        x = pgd_l2(loss, x, cfg.adv_eps, cfg.adv_steps, g)
+    return loss(x)
 
 
 def _build_classifier(cfg, in_chans, mean, std, classes):
@@ -293,7 +284,8 @@ def _describe_classifier(cfg, model, x_train, mean, std, classes):
 KINDS: dict[str, Kind] = {
     "classifier": Kind(_build_classifier, _classifier_loss,
                        lambda cfg, m, x, y, c: {"test_accuracy": round(accuracy(m, x, y), 4)},
-                       _describe_classifier, betas=(0.9, 0.999), saved=lambda m: m.net),
+                       _describe_classifier, betas=(0.9, 0.999), saved=lambda m: m.net,
+                       own_fields=ADVERSARIAL),
     "mae": Kind(lambda cfg, c, mean, std, k: MaskedAutoencoder(img_size=32, in_chans=c, mean=mean, std=std,
                                                                **cfg.mae),
                 _mae_loss, lambda cfg, m, x, y, c: masked_mse(m, x, cfg.mask_ratio), own_fields=("mae",)),
@@ -302,7 +294,7 @@ KINDS: dict[str, Kind] = {
                       lambda cfg, m, x, y, c: {"test_eps_mse": denoising_mse(m, x, y)}, own_fields=("unet",)),
     "clip": Kind(lambda cfg, *_: create_clip(cfg.clip_model)[0].train().requires_grad_(True), _clip_loss,
                  _measure_clip, _describe_clip, setup=lambda cfg: registered_open_clip().ClipLoss(), after_step=_clamp_logit_scale,
-                 own_fields=CLIP_ONLY),
+                 own_fields=CLIP_ONLY + ADVERSARIAL),
     "gan": Kind(lambda cfg, c, *_: ConditionalGAN(world_classes(cfg.bundle), c), _gan_loss,
                 lambda cfg, m, x, y, c: {"sample_judge_accuracy": gan_judge_accuracy(m, cfg.bundle),
                                          "test_images": 100 * len(c)},   # chapter 10 has the panel
@@ -361,6 +353,47 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     return entry
 
 
+
+def checkpoint_path(cfg: TrainConfig) -> Path:
+    """Where a run keeps its checkpoint: next to the weights it will write, removed when it ends."""
+    return (Path(cfg.out) if cfg.out else zoo.WEIGHTS_DIR) / cfg.bundle / f"{cfg.name}.ckpt.pt"
+
+
+def save_checkpoint(cfg, step, pending, seconds, g, *stateful) -> None:
+    """Everything a stopped run needs to go on exactly where it was: the step, the rest of this
+    epoch's batches, the random generator, and the state of the model, optimiser, schedule, EMA."""
+    path = checkpoint_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": recorded_config(cfg), "step": step, "pending": pending, "seconds": seconds,
+                "rng": g.get_state(),
+                "states": [s.state_dict() if s is not None else None for s in stateful]}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def resume(cfg, g, *stateful) -> tuple[int, list | None, float]:
+    """(step, the rest of the epoch's batches, seconds spent) from a checkpoint of the same run, else
+    (0, None, 0). A
+    checkpoint of another configuration is refused, not silently mixed in."""
+    path = checkpoint_path(cfg)
+    if not cfg.checkpoint_every or not path.exists():
+        return 0, None, 0.0
+    try:
+        ck = torch.load(path, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"the checkpoint {path} cannot be read ({e}); delete it to start the run afresh") from e
+    if ck["config"] != recorded_config(cfg):
+        diff = sorted(k for k in {**ck["config"], **recorded_config(cfg)}
+                      if ck["config"].get(k) != recorded_config(cfg).get(k))
+        raise ValueError(f"the checkpoint {path} is of a run with other settings ({', '.join(diff)}); run the "
+                         f"same command to continue it, or delete the file to start afresh")
+    for s, state in zip(stateful, ck["states"]):
+        if s is not None:
+            s.load_state_dict(state)
+    g.set_state(ck["rng"])
+    print(f"continuing {cfg.bundle}/{cfg.name} from step {ck['step']} ({path})", flush=True)
+    return ck["step"], ck["pending"], ck["seconds"]
+
+
 @dataclass
 class Run:
     model: torch.nn.Module
@@ -374,7 +407,8 @@ class Run:
 
 def fit(cfg: TrainConfig, kind: Kind, model, x_train, y_train, g: torch.Generator) -> Run:
     """The one training loop: AdamW with warm-up and cosine decay, optional EMA; Ctrl-C (or timeout
-    -s INT) stops it and keeps what was learnt so far."""
+    -s INT) stops it and keeps what was learnt so far. Every cfg.checkpoint_every steps it saves a
+    checkpoint; the same command run again continues from it, exactly (same batches, same noise)."""
     model.train()
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
@@ -385,11 +419,15 @@ def fit(cfg: TrainConfig, kind: Kind, model, x_train, y_train, g: torch.Generato
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema else None)
     keys = clip_group_keys(cfg.limit or None) if cfg.kind == "clip" and cfg.clip_groups else None
-    t0, step, interrupted = time.time(), 0, False
-    bar = tqdm(total=total, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
+    stateful = (model, opt, sched, ema)
+    step, pending, before = resume(cfg, g, *stateful)
+    t0, interrupted = time.time() - before, False
+    bar = tqdm(total=total, initial=step, desc=f"{cfg.bundle}/{cfg.name}", mininterval=5)
     try:
         while step < total:
-            for idx in batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups)[:total - step]:
+            batches = pending or batch_indices(len(x_train), cfg.batch_size, g, keys, cfg.clip_groups)
+            batches, pending = batches[:total - step], None
+            for i, idx in enumerate(batches):
                 x = augment(x_train[idx], cfg.augment, g).to(cfg.device)
                 loss = kind.loss(cfg, model, x, y_train[idx].to(cfg.device), g, aux)
                 opt.zero_grad(set_to_none=True)
@@ -402,10 +440,16 @@ def fit(cfg: TrainConfig, kind: Kind, model, x_train, y_train, g: torch.Generato
                 step += 1
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                    save_checkpoint(cfg, step, batches[i + 1:], time.time() - t0, g, *stateful)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"interrupted after {step} of {total} steps: saving and measuring the model as it is", flush=True)
+        print(f"interrupted after {step} of {total} steps: saving and measuring the model as it is "
+              f"(the checkpoint of step {step - step % cfg.checkpoint_every if cfg.checkpoint_every else 0} "
+              "stays: the same command continues from it)", flush=True)
     bar.close()
+    if not interrupted:
+        checkpoint_path(cfg).unlink(missing_ok=True)
     return Run(ema.module if ema is not None else model, step, total, steps_per_epoch, len(x_train),
                time.time() - t0, interrupted)
 
@@ -413,9 +457,9 @@ def fit(cfg: TrainConfig, kind: Kind, model, x_train, y_train, g: torch.Generato
 def recorded_config(cfg: TrainConfig) -> dict:
     """The TrainConfig fields a manifest entry records: not the output folder, not the fields of
     other kinds, no init fields without --init, no MAE size for a fine-tuned MAE."""
-    others = {f for name, k in KINDS.items() if name != cfg.kind for f in k.own_fields}
+    others = {f for name, k in KINDS.items() if name != cfg.kind for f in k.own_fields} - set(kind_of(cfg).own_fields)
     return {k: v for k, v in asdict(cfg).items()
-            if k != "out" and k not in others and not (k == "mae" and cfg.init)
+            if k not in ("out", "checkpoint_every") and k not in others and not (k == "mae" and cfg.init)
             and not (k in ("init", "init_dir") and not cfg.init)}
 
 
@@ -450,7 +494,8 @@ def main(argv=None):
         p.add_argument(f"--{f.replace('_', '-')}", default=getattr(d, f))
     for f in ("epochs", "lr", "weight_decay", "label_smoothing", "mask_ratio", "visible_weight", "ema", "adv_eps"):
         p.add_argument(f"--{f.replace('_', '-')}", type=float, default=getattr(d, f))
-    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups", "adv_steps", "input_size"):
+    for f in ("batch_size", "seed", "limit", "max_steps", "test_limit", "clip_groups", "adv_steps", "input_size",
+              "checkpoint_every"):
         p.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(d, f))
     p.add_argument("--mae-config", type=json.loads, default=None,
                    help='MAE size as JSON, e.g. \'{"embed_dim": 192, "depth": 6}\' (merged into the default)')

@@ -50,6 +50,10 @@ BUNDLES = {
                          "Fashion-MNIST, 10 garment classes, 32x32 grey"),
     "shapes": BundleSpec("shapes", "shapes", ("resnet", "vit"), "convnext", "mae",
                          "procedural coloured shapes, 8 shape classes, 32x32 RGB"),
+    # the same world and judge, with sources fine-tuned adversarially (L2 PGD): Santurkar et al.'s
+    # robust models, whose input gradients point at visible features
+    "fmnist-robust": BundleSpec("fmnist-robust", "fmnist", ("resnet_robust", "vit_robust"), "convnext", "mae",
+                                "Fashion-MNIST with adversarially trained (L2) sources"),
 }
 
 
@@ -197,11 +201,15 @@ class Bundle:
     def gram_stats(self, sources) -> list:
         return [stats.bundle_class_grams(self, i) for i in sources]
 
+    def image_gaussians(self) -> tuple:
+        """A Gaussian per class over the world's real images at 8x8 (the "class gaussian" start)."""
+        return stats.class_image_gaussians(self.spec.world)
+
 
 def load_bundle(name: str = "fmnist", device="cpu", weights_dir: str | Path | None = None) -> Bundle:
     """Load a named bundle: its source classifiers, held-out judge and MAE, checksums verified."""
     spec = bundle_spec(name)
-    entries = read_manifest(weights_dir).get(name, {})
+    entries = read_manifest(weights_dir).get(spec.world, {})   # the manifest lists models by world
     if weights_dir is not None and not (Path(weights_dir) / "manifest.json").exists():
         raise WeightsNotFoundError(f"weights_dir {str(weights_dir)!r} has no manifest.json: point it at a folder "
                                    "that `python -m cag_lib.train --out` wrote, or leave it out for the weights "
@@ -221,7 +229,8 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
     manifest = read_manifest(weights_dir)
     lines = ["| bundle | model | role | architecture | params | test metric | training time |",
              "|---|---|---|---|---|---|---|"]
-    for b, spec in BUNDLES.items():
+    for b in manifest:   # a world's models once, its default bundle's first
+        spec = BUNDLES[b]
         named = (*spec.sources, spec.judge, spec.mae)
         others = sorted(set(manifest.get(b, {})) - set(named))   # e.g. the diffusion model (chapter 9)
         for name in (*named, *others):
@@ -247,14 +256,14 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
             if e["kind"] == "clip":
                 tower = "ResNet" if isinstance(e["config"]["open_clip_config"]["vision_cfg"]["layers"], list) else "ViT"
                 arch = f"open_clip `{e['config']['model']}` ({tower} + text transformer)"
-                if e["training"].get("config", {}).get("adv_eps"):
-                    arch += f", adversarially fine-tuned (L2 {e['training']['config']['adv_eps']:g})"
             elif e["kind"] == "diffusion":
                 arch = f"diffusers UNet2DModel {tuple(e['config']['unet']['block_out_channels'])}"
             elif e["kind"] == "gan":
                 arch = f"DCGAN-style, projection discriminator, width {e['config']['width']}"
             else:
                 arch = e.get("arch", f"MAE, patch {e.get('config', {}).get('patch_size', '?')}")
+            if e["training"].get("config", {}).get("adv_eps"):
+                arch += f", adversarially fine-tuned (L2 {e['training']['config']['adv_eps']:g})"
             if e["training"].get("init"):   # fine-tuned (python -m cag_lib.train --init NAME)
                 arch += f" from {e['training']['init']['name']}"
             lines.append(f"| {b} | {name} | {e['role']} | {arch} | {e['params'] / 1e6:.2f} M | {metric} "

@@ -29,4 +29,7 @@ if ! $PY -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 # everything else from pyproject.toml, its one list: the library, the notebooks' extra, the tests'
 $PY -m pip install -q -e ".[dev]"
+# torchattacks checks the project's L2 PGD in the tests; it pins requests to 2.25, which would
+# downgrade what the book's tools need, so it comes without its dependencies (torch, scipy, tqdm: here)
+$PY -c "import torchattacks" >/dev/null 2>&1 || $PY -m pip install -q --no-deps torchattacks==3.5.1
 $PY -c "import cag_lib, torch; print('cag_lib ready; torch', torch.__version__)"

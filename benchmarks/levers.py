@@ -1,0 +1,113 @@
+"""The levers that might close CaG's realism gap, and the rivals' settings, chosen on the validation
+judge alone.
+
+Each setting makes 25 images of each of five classes (as benchmarks/paper_weights.py) and is scored
+in the validation judge's features only: accuracy, Fréchet distance, precision and recall. Within a
+group the setting with the lowest FD wins (ties: the higher accuracy); the winners become the
+recipes and the bundle that the panel then measures at N = 1,000 with the test judges, which this
+script never reads.
+
+    python benchmarks/levers.py                                   # every group but the radius
+    python benchmarks/levers.py --radius-dirs DIR [DIR ...]       # + the robust ResNets to choose from
+        (folders that `python -m cag_lib.train ... --adv-eps R --out DIR` wrote)
+
+Resumable: settings already in the JSON are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cag_lib import bench, zoo
+from cag_lib.generate import generate
+from cag_lib.panel import VALIDATION, judge_row, reference_features
+from cag_lib.recipes import recipe, shown_images
+
+OUT = Path(__file__).resolve().parent / "results" / "levers_fmnist.json"
+CLASSES = (0, 2, 4, 6, 8)
+PER_CLASS = 25
+RULE = "lowest FD in the validation judge's features (ties: higher accuracy)"
+
+# group -> {setting: (bundle, recipe, changes)}; "robust:DIR" is the robust ResNet in DIR, alone
+GROUPS = {
+    "reference": {"CaG full": ("fmnist", "CaG full", {})},
+    "DeepInversion BN weight": {f"bn {w:g}": ("fmnist", "DeepInversion", {"bn_weight": w}) for w in (1.0, 10.0, 100.0)},
+    "CaG + BN prior weight": {f"bn {w:g}": ("fmnist", "CaG + BN prior", {"bn_weight": w}) for w in (0.1, 1.0)},
+    "diversity": {
+        "class-Gaussian start": ("fmnist", "CaG full", {"start": "class gaussian"}),
+        "diversity weight 3": ("fmnist", "CaG full", {"diversity_weight": 3.0}),
+        "diversity weight 10": ("fmnist", "CaG full", {"diversity_weight": 10.0}),
+    },
+}
+
+
+def robust_bundle(folder: Path) -> zoo.Bundle:
+    """The fmnist bundle with the robust ResNet of `folder` as its only source."""
+    base = zoo.load_bundle("fmnist")
+    entry = zoo.read_manifest(folder)["fmnist"]["resnet_robust"]
+    clf = zoo.load_entry(entry, folder).to(memory_format=torch.channels_last)
+    spec = dataclasses.replace(base.spec, name=f"fmnist-robust-{entry['sha256'][:8]}", sources=("resnet_robust",))
+    return zoo.Bundle(spec, [clf], base.judge, base.mae, {**base.manifest, "resnet_robust": entry})
+
+
+def run(bundle, name: str, changes: dict, steps: int, refs) -> dict:
+    t0, xs, ys = time.time(), [], []
+    for c in CLASSES:      # one class per batch, as the sampling command's shards
+        res = generate(bundle, [c] * PER_CLASS, recipe(name, seed=c, progress=False, **changes,
+                                                      **({"steps": steps} if steps else {})))
+        xs.append(shown_images(res)[0])
+        ys.append(res.targets)
+    row = judge_row(bundle.judge, torch.cat(xs), torch.cat(ys), refs[VALIDATION])
+    return {"recipe": name, "changes": changes, **{k: row[k] for k in ("acc", "fd", "precision", "recall")},
+            "seconds": round(time.time() - t0, 1)}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=0, help="override every recipe's steps (0: the recipe's)")
+    p.add_argument("--radius-dirs", nargs="*", type=Path, default=[])
+    p.add_argument("--groups", nargs="*", default=None, help="only these groups")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    base = zoo.load_bundle("fmnist")
+    refs = reference_features({VALIDATION: base.judge})
+    report = json.loads(OUT.read_text()) if OUT.exists() else {"groups": {}}
+    groups = dict(GROUPS)
+    for d in a.radius_dirs:
+        eps = zoo.read_manifest(d)["fmnist"]["resnet_robust"]["training"]["config"]["adv_eps"]
+        groups.setdefault("robust ResNet radius", {})[f"L2 {eps:g}"] = (f"robust:{d}", "full - ensemble", {})
+    for group, settings in groups.items():
+        if a.groups and group not in a.groups:
+            continue
+        done = report["groups"].setdefault(group, {"settings": {}})
+        for key, (bundle_name, name, changes) in settings.items():
+            if key in done["settings"]:
+                continue
+            bundle = robust_bundle(Path(bundle_name[7:])) if bundle_name.startswith("robust:") else base
+            done["settings"][key] = {"bundle": bundle_name, **run(bundle, name, changes, a.steps, refs)}
+            print(group, "|", key, {k: v for k, v in done["settings"][key].items() if k in ("acc", "fd", "recall")},
+                  flush=True)
+            done["chosen"] = min(done["settings"], key=lambda k: (round(done["settings"][k]["fd"], 1),
+                                                                  -done["settings"][k]["acc"]))
+            write(report)
+    for group, done in report["groups"].items():
+        print(f"{group}: chosen {done.get('chosen')}")
+
+
+def write(report: dict) -> None:
+    report.update(what=f"{PER_CLASS} images of each of classes {', '.join(map(str, CLASSES))}, the recipe's "
+                       "own picture (g(x) where there is an MAE), the validation judge only", rule=RULE,
+                  command="python " + " ".join(["benchmarks/levers.py", *sys.argv[1:]]), machine=bench.machine())
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
