@@ -40,3 +40,18 @@ def pgd_l2(loss_fn: Callable, x: torch.Tensor, eps: float, steps: int, g: torch.
         grad, = torch.autograd.grad(loss_fn(adv), adv)
         adv = project_l2(x, adv.detach() + normalised_step(grad, 2.5 * eps / steps), eps)
     return adv.detach()
+
+
+def robust_accuracy(model, images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int = 10,
+                    batch_size: int = 500) -> float:
+    """Accuracy of a classifier (x in [0, 1] -> output with .logits) on images each moved by an
+    untargeted L2 PGD of radius eps (no random start, `steps` steps): its robust accuracy."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x, y = images[i:i + batch_size], labels[i:i + batch_size]
+        adv = pgd_l2(lambda xi: torch.nn.functional.cross_entropy(model(xi).logits, y), x, eps, steps, None,
+                     random_start=False)
+        with torch.no_grad():
+            correct += int((model(adv).logits.argmax(1) == y).sum())
+    return correct / len(images)

@@ -57,7 +57,8 @@ def summarise(name: str, out: Path, n: int, per_class: int) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cag_lib.demo", description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", nargs="+", default=list(BUNDLES), choices=list(BUNDLES))
+    worlds = [b for b, spec in BUNDLES.items() if b == spec.world]   # one bundle per world by default
+    p.add_argument("--bundle", nargs="+", default=worlds, choices=list(BUNDLES))
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--n", type=int, default=2000, help="test images to measure on")
     p.add_argument("--per-class", type=int, default=4, help="images to generate per class (0: none)")

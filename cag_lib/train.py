@@ -36,7 +36,7 @@ from .diffusion import ConditionalDiffusion
 from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .clip import SHAPES_CLIP, create_clip, normalise_images, registered_open_clip
-from .attacks import pgd_l2
+from .attacks import pgd_l2, robust_accuracy
 from .models import Classifier, accuracy, arch_kwargs, build_network
 from .shapes import ATTRIBUTES, COLOUR_NAMES, held_out_mask, load_shapes
 from .shapes_text import attribute_accuracy, prune_token_embedding
@@ -232,6 +232,19 @@ def _classifier_loss(cfg, model, x, y, g, aux):
     return loss(x)
 
 
+ROBUST_IMAGES = 1000   # robust accuracy: the first 1000 test images (10 PGD steps each)
+
+
+def _measure_classifier(cfg, model, x_test, y_test) -> dict:
+    """Test accuracy; for an adversarially trained model also its robust accuracy at its own radius."""
+    out = {"test_accuracy": round(accuracy(model, x_test, y_test), 4)}
+    if cfg.adv_eps:
+        n = min(ROBUST_IMAGES, len(x_test))
+        out[f"robust_accuracy@{cfg.adv_eps:g}"] = round(robust_accuracy(model, x_test[:n], y_test[:n], cfg.adv_eps), 4)
+        out["robust_images"] = n
+    return out
+
+
 def _build_classifier(cfg, in_chans, mean, std, classes):
     net = build_network(cfg.arch, in_chans, len(classes), **arch_kwargs(cfg.arch, cfg.input_size))
     return Classifier(net, cfg.input_size, mean, std, classes, name=cfg.name)
@@ -283,7 +296,7 @@ def _describe_classifier(cfg, model, x_train, mean, std, classes):
 
 KINDS: dict[str, Kind] = {
     "classifier": Kind(_build_classifier, _classifier_loss,
-                       lambda cfg, m, x, y, c: {"test_accuracy": round(accuracy(m, x, y), 4)},
+                       lambda cfg, m, x, y, c: _measure_classifier(cfg, m, x, y),
                        _describe_classifier, betas=(0.9, 0.999), saved=lambda m: m.net,
                        own_fields=ADVERSARIAL),
     "mae": Kind(lambda cfg, c, mean, std, k: MaskedAutoencoder(img_size=32, in_chans=c, mean=mean, std=std,

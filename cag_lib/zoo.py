@@ -241,6 +241,10 @@ def markdown_table(weights_dir: str | Path | None = None) -> str:
             if "test_accuracy" in m:
                 target = e.get("training", {}).get("config", {}).get("target") or ""
                 metric = f"{target + ' ' if target else ''}accuracy {m['test_accuracy']:.2%} on {m['test_images']} test images"
+                robust = [k for k in m if k.startswith("robust_accuracy@")]
+                if robust:   # an adversarially trained source: accuracy under its own attack too
+                    metric += (f"; {m[robust[0]]:.2%} of the first {m['robust_images']} under an L2 attack of radius "
+                               f"{robust[0].split('@')[1]} (PGD, 10 steps)")
             elif "zero_shot_shape_accuracy" in m:
                 metric = (f"zero-shot accuracy: shape {m['zero_shot_shape_accuracy']:.2%}, colour "
                           f"{m['zero_shot_colour_accuracy']:.2%}, background {m['zero_shot_background_accuracy']:.2%} "

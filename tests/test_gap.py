@@ -1,0 +1,48 @@
+"""The "What closes the gap" page's numbers: the row the validation judge chooses, and the bars."""
+from cag_lib.gap import BARS, DDPM, bars, chosen_row, gap_table, gap_verdict, levers_table
+
+JUDGES = ["a", "b"]
+
+
+def row(val_fd, accs, fds, recall=0.1, cas=0.4):
+    r = {"validation": {"fd": val_fd, "acc": 0.9}, "cas": cas,
+         "test_mean": {"acc": sum(accs) / 2, "acc_min": min(accs), "acc_max": max(accs), "fd": sum(fds) / 2,
+                       "fd_min": min(fds), "fd_max": max(fds), "precision": 0.5, "recall": recall}}
+    r.update({j: {"acc": a, "fd": f} for j, a, f in zip(JUDGES, accs, fds)})
+    return r
+
+
+def report(**rows):
+    return {"test_judges": JUDGES, "rows": rows}
+
+
+def test_the_validation_judge_chooses_among_classifier_only_rows():
+    rep = report(**{DDPM: row(1.0, [0.9, 0.9], [2.0, 4.0], 0.8, 0.8),
+                    "CaG full, 250 steps, g(x), bf16": row(30.0, [0.8, 0.7], [50.0, 90.0]),
+                    "DeepInversion": row(20.0, [0.6, 0.5], [40.0, 60.0])})
+    assert chosen_row(rep) == ("DeepInversion (plain ResNet)", "DeepInversion")   # never the DDPM
+    met = bars(rep)
+    assert met["fd_ratio"] == (20.0, BARS["fd_ratio"], False)   # the least favourable judge: 40 / 2
+    assert met["cas_ratio"][0] == 0.5 and not met["cas_ratio"][2]
+    assert "falls short of every bar" in gap_verdict(rep)
+    assert "| DeepInversion (plain ResNet) | yes |" in gap_table(rep)
+
+
+def test_a_row_that_meets_every_bar_is_said_to():
+    rep = report(**{DDPM: row(1.0, [0.9, 0.9], [2.0, 4.0], 0.8, 0.8),
+                    "CaG + BN prior, g(x), bf16": row(3.0, [0.86, 0.90], [3.9, 7.9], 0.6, 0.7)})
+    assert all(m for _, _, m in bars(rep).values())
+    assert "meets every bar" in gap_verdict(rep)
+    rep["rows"]["CaG + BN prior, g(x), bf16"]["b"]["fd"] = 8.1            # one judge past twice the DDPM's
+    assert not bars(rep)["fd_ratio"][2] and "falls short of 1 of 5 bars" in gap_verdict(rep)
+
+
+def test_levers_table_marks_the_kept_setting_only_where_there_was_a_choice():
+    table = levers_table({"groups": {
+        "g": {"settings": {"x": {"acc": 0.5, "fd": 9.0, "precision": 0.1, "recall": 0.2},
+                           "y": {"acc": 0.6, "fd": 8.0, "precision": 0.1, "recall": 0.2}}, "chosen": "y"},
+        "reference": {"settings": {"CaG full": {"acc": 0.7, "fd": 7.0, "precision": 0.1, "recall": 0.2}},
+                      "chosen": "CaG full"}}})
+    assert "| g | y | 0.600 | 8.0 | 0.10 | 0.20 | yes |" in table
+    assert "| g | x | 0.500 | 9.0 | 0.10 | 0.20 |  |" in table
+    assert "| reference | CaG full | 0.700 | 7.0 | 0.10 | 0.20 |  |" in table
