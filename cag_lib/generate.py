@@ -5,11 +5,14 @@ the MAE's size, passes them through g (the MAE with a fresh random mask, eq. 3; 
 eq. 1), classifies the result with every source classifier, and lowers
 
     L = mean_f L_cls(f(g(x)), c) + w_div * L_div (eq. 4) + w_dist * L_dist (eq. 6) + w_tv * TV(x)
+        (+ w_bn * R_BN, DeepInversion's BatchNorm prior)
 
-with Adam on the pixels of x. The gradient can be Gaussian-blurred (DeepDream's trick), the input
-jittered (feature visualisation's). Stages of a progressive schedule (e.g. 8 -> 16 -> 32) start from
-the previous stage's images, upsampled. The pieces: `Forward` (x -> what the sources see, a `View`),
-cag_lib.objectives (L as a sum of named terms), cag_lib.samplers (Adam, MALA: one `step` each),
+with Adam on the pixels of x (or Santurkar et al.'s L2 PGD steps). The gradient can be
+Gaussian-blurred (DeepDream's trick), the input jittered (feature visualisation's); the start is
+grey noise or a draw of a Gaussian fitted to the class's real images. Stages of a progressive
+schedule (e.g. 8 -> 16 -> 32) start from the previous stage's images, upsampled. The pieces:
+`Forward` (x -> what the sources see, a `View`), cag_lib.objectives (L as a sum of named terms),
+cag_lib.samplers (Adam, MALA, PGD: one `step` each),
 cag_lib.recording (history, snapshots, callbacks); `generate` is the loop that joins them.
 
     >>> res = generate(load_bundle("fmnist"), ["Sneaker"] * 8)   # the full recipe
@@ -31,13 +34,13 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .batchnorm import batchnorm_divergence
 from .config import GenerateConfig
 from .models import attention_layers, eager_attention
 from .objectives import Objective, View, objective_from_config
 from .recording import Recorder, full_size
-from .stats import sample_class_gaussians
-from .batchnorm import batchnorm_divergence
 from .samplers import MALA, PGD, Adam, blur_gradient, mala_step
+from .stats import sample_class_gaussians
 
 __all__ = ["GenerateConfig", "Result", "generate", "Forward", "blur_gradient", "mala_step",
            "mean_reconstruction", "check_resolutions", "jitter_images"]

@@ -139,7 +139,7 @@ def test_adversarial_clip_entry_point_records_its_attack(tmp_path):
 
 
 def test_pgd_l2_stays_in_the_ball_and_raises_the_loss():
-    from cag_lib.train import pgd_l2
+    from cag_lib.attacks import pgd_l2
     torch.manual_seed(0)
     w = torch.randn(3 * 8 * 8, 4)
     target = torch.tensor([0, 1, 2, 3])
