@@ -2,7 +2,8 @@
 judge alone.
 
 Each setting makes 25 images of each of five classes (as benchmarks/paper_weights.py) and is scored
-in the validation judge's features only: accuracy, Fréchet distance, precision and recall. Within a
+in the validation judge's features only, against the reference's real images of the same five
+classes: accuracy, Fréchet distance, precision and recall. Within a
 group the setting with the lowest FD wins (ties: the higher accuracy; the plain ResNet is there to
 compare with, not to be chosen); the winners become the
 recipes and the bundle that the panel then measures at N = 1,000 with the test judges, which this
@@ -40,8 +41,11 @@ GROUPS = {
     "reference": {"CaG full": ("fmnist", "CaG full", {})},
     # CaG on one ResNet (the recipe "full - ensemble"): the plain one, then each robust candidate
     "robust ResNet radius": {"plain ResNet (no attack)": ("fmnist", "full - ensemble", {})},
-    "DeepInversion BN weight": {f"bn {w:g}": ("fmnist", "DeepInversion", {"bn_weight": w}) for w in (1.0, 10.0, 100.0)},
-    "CaG + BN prior weight": {f"bn {w:g}": ("fmnist", "CaG + BN prior", {"bn_weight": w}) for w in (0.1, 1.0)},
+    # the BatchNorm prior matches a batch's statistics to the running ones over *all* classes, so its
+    # batches mix the classes, as DeepInversion's do (MIXED); every other setting makes one class per batch
+    "DeepInversion BN weight": {f"bn {w:g}": ("fmnist", "DeepInversion", {"bn_weight": w})
+                                for w in (0.01, 0.1, 1.0, 10.0, 100.0)},
+    "CaG + BN prior weight": {f"bn {w:g}": ("fmnist", "CaG + BN prior", {"bn_weight": w}) for w in (0.01, 0.1, 1.0)},
     "diversity": {
         "class-Gaussian start": ("fmnist", "CaG full", {"start": "class gaussian"}),
         "diversity weight 3": ("fmnist", "CaG full", {"diversity_weight": 3.0}),
@@ -59,11 +63,23 @@ def robust_bundle(folder: Path) -> zoo.Bundle:
     return zoo.Bundle(spec, [clf], base.judge, base.mae, {**base.manifest, "resnet_robust": entry})
 
 
+MIXED = ("DeepInversion", "CaG + BN prior")   # recipes whose batches mix the classes
+
+
+def batches(name: str) -> list[list[int]]:
+    """The targets of each batch: one class per batch (as the sampling command's shards), or for the
+    BatchNorm prior's recipes batches that hold every class in turn (5 batches of 25 either way)."""
+    if name in MIXED:
+        mixed = [c for _ in range(PER_CLASS) for c in CLASSES]
+        return [mixed[i:i + PER_CLASS] for i in range(0, len(mixed), PER_CLASS)]
+    return [[c] * PER_CLASS for c in CLASSES]
+
+
 def run(bundle, name: str, changes: dict, steps: int, refs) -> dict:
     t0, xs, ys = time.time(), [], []
-    for c in CLASSES:      # one class per batch, as the sampling command's shards
-        res = generate(bundle, [c] * PER_CLASS, recipe(name, seed=c, progress=False, **changes,
-                                                      **({"steps": steps} if steps else {})))
+    for seed, targets in enumerate(batches(name)):
+        res = generate(bundle, targets, recipe(name, seed=CLASSES[seed], progress=False, **changes,
+                                               **({"steps": steps} if steps else {})))
         xs.append(shown_images(res)[0])
         ys.append(res.targets)
     row = judge_row(bundle.judge, torch.cat(xs), torch.cat(ys), refs[VALIDATION])
@@ -80,7 +96,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     base = zoo.load_bundle("fmnist")
-    refs = reference_features({VALIDATION: base.judge})
+    refs = reference_features({VALIDATION: base.judge}, classes=CLASSES)   # the real images of those classes
     report = json.loads(OUT.read_text()) if OUT.exists() else {"groups": {}}
     groups = {k: dict(v) for k, v in GROUPS.items()}
     for d in a.radius_dirs:
@@ -108,7 +124,9 @@ def main(argv=None) -> None:
 def write(report: dict) -> None:
     report.update(what=f"{PER_CLASS} images of each of classes {', '.join(map(str, CLASSES))}, the recipe's "
                        "own picture (g(x) where there is an MAE), the validation judge only", rule=RULE,
-                  command="python " + " ".join(["benchmarks/levers.py", *sys.argv[1:]]), machine=bench.machine())
+                  machine=bench.machine())
+    command = "python " + " ".join(["benchmarks/levers.py", *sys.argv[1:]])   # every run that added settings
+    report["commands"] = [*[c for c in report.get("commands", []) if c != command], command]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1) + "\n")
 

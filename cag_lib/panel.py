@@ -190,13 +190,16 @@ def logits_and_features(judge, images: torch.Tensor, batch_size: int = 500) -> t
     return torch.cat([o.logits.float() for o in outs]), torch.cat([o.features.float() for o in outs])
 
 
-def reference_features(judges: dict, world: str = "fmnist") -> dict:
+def reference_features(judges: dict, world: str = "fmnist", classes=None) -> dict:
     """Each judge's view of the real reference, computed once: {judge: {"features": (M, D),
     "stats": (mean, covariance), "radii": (M,) k = 3 nearest-neighbour radii, "scale"}}. A judge's
     features are divided by `scale`, the root of the reference's mean variance per dimension, so
     that FD, KID and diversity have the same units for every judge (a CNN without normalisation
-    layers has features a hundred times larger than a ConvNeXt's)."""
-    x, _ = reference_images(world)
+    layers has features a hundred times larger than a ConvNeXt's). classes: only the reference
+    images of these classes (for a sample set that covers only them; None: every class)."""
+    x, y = reference_images(world)
+    if classes is not None:
+        x = x[torch.isin(y, torch.as_tensor(list(classes)))]
     refs = {}
     for name, j in judges.items():
         f = logits_and_features(j, x)[1]
