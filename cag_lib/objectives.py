@@ -155,13 +155,13 @@ def gram(class_grams: list) -> Objective:
 
 
 def batchnorm_prior() -> Objective:
-    """DeepInversion's BatchNorm prior, averaged over the sources that have BatchNorm layers (the
-    ResNet; a ViT has none): cag_lib.batchnorm."""
+    """DeepInversion's BatchNorm prior, averaged over the sources that have BatchNorm layers (on the
+    small worlds both: the ResNet, and the ViT in its convolutional stem): cag_lib.batchnorm."""
     def fn(v: View) -> torch.Tensor:
         values = [b for b in v.batchnorm if b is not None]
         if not values:
-            raise ValueError("the BatchNorm prior needs a source with BatchNorm layers (e.g. the ResNet, "
-                             "classifiers=(0,)); none of the used sources has one: set bn_weight=0")
+            raise ValueError("the BatchNorm prior needs a source with BatchNorm layers (e.g. a ResNet); none of "
+                             "the used sources has one: set bn_weight=0")
         return torch.stack(values).mean()
     return Objective.term("bn", fn, needs_batchnorm=True)
 

@@ -11,6 +11,7 @@ from cag_lib.config import GenerateConfig
 from cag_lib.errors import NonFiniteError, OfflineError, is_offline
 from cag_lib.generate import generate
 from cag_lib.objectives import Objective, classification
+from cag_lib.recipes import recipe
 from cag_lib.zoo import load_bundle
 
 QUICK = GenerateConfig(steps=3, resolutions=(32,), progress=False)
@@ -28,12 +29,26 @@ def bundle():
     (dict(lr=1e6), "0 < lr <= 1"), (dict(lr=0.0), "0 < lr <= 1"),
     (dict(resolutions=()), "non-empty tuple"), (dict(resolutions=32), "non-empty tuple"),
     (dict(classifiers=()), "non-empty tuple of source indices"), (dict(mask_ratio=1.0), "mask_ratio < 1"),
-    (dict(sampler="sgd"), "valid values: 'adam', 'mala'"), (dict(diversity_weight=-1.0), ">= 0"),
-    (dict(sampler="mala"), "set diversity_weight=0"),
+    (dict(sampler="sgd"), "valid values: 'adam', 'mala', 'pgd'"), (dict(diversity_weight=-1.0), ">= 0"),
+    (dict(sampler="mala"), "set diversity_weight=0"), (dict(start="grey"), "valid values: 'noise', 'class gaussian'"),
+    (dict(pgd_eps=0.0), "pgd_eps=0.0: give a number > 0"), (dict(bn_weight=-1.0), "bn_weight=-1.0: give a number >= 0"),
 ])
 def test_a_bad_setting_is_refused_when_the_config_is_made(change, said):
     with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
         replace(GenerateConfig(), **change)
+
+
+def test_the_batchnorm_prior_and_the_class_gaussian_start_need_what_they_read(bundle):
+    from cag_lib.prompts import PromptBundle
+    import dataclasses
+
+    from cag_lib.zoo import load_model
+    no_bn = dataclasses.replace(bundle, classifiers=[load_model("fmnist", "judge_cnn")])   # a CNN without BatchNorm
+    with pytest.raises(ValueError, match="none of the used sources has one: set bn_weight=0"):
+        generate(no_bn, [7] * 2, recipe("eq1", bn_weight=1.0, steps=1, progress=False))
+    text = PromptBundle(bundle.classifiers, bundle.mae, name="prompts")
+    with pytest.raises(ValueError, match="start='class gaussian' needs real images"):
+        generate(text, [0, 1], recipe("eq1", start="class gaussian", steps=1, progress=False))
 
 
 def test_settings_that_do_not_fit_the_bundle_are_refused(bundle):

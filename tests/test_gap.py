@@ -46,3 +46,17 @@ def test_levers_table_marks_the_kept_setting_only_where_there_was_a_choice():
     assert "| g | y | 0.600 | 8.0 | 0.10 | 0.20 | yes |" in table
     assert "| g | x | 0.500 | 9.0 | 0.10 | 0.20 |  |" in table
     assert "| reference | CaG full | 0.700 | 7.0 | 0.10 | 0.20 |  |" in table
+
+
+def test_the_page_says_what_the_stored_choices_are():
+    """book/gap.md says the smallest BatchNorm weight tried won both times, and the recipes use it."""
+    import json
+
+    from cag_lib.panel import results_dir
+    from cag_lib.recipes import RECIPES
+    groups = json.loads((results_dir() / "levers_fmnist.json").read_text())["groups"]
+    for group, name in (("DeepInversion BN weight", "DeepInversion"), ("CaG + BN prior weight", "CaG + BN prior")):
+        weights = {key: s["changes"]["bn_weight"] for key, s in groups[group]["settings"].items()}
+        assert weights[groups[group]["chosen"]] == min(weights.values()) == RECIPES[name].bn_weight
+    assert groups["diversity"]["chosen"] == "class-Gaussian start"
+    assert RECIPES["CaG, class-Gaussian start"].start == "class gaussian"
