@@ -49,6 +49,7 @@ from cag_lib.panel import (
 from cag_lib.recipes import parse_sets, recipe, shown_images
 from cag_lib.sample import cag_passes
 from cag_lib.shards import to_uint8
+from cag_lib.stats import sample_class_gaussians
 from cag_lib.zoo import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,8 @@ ROWS = {
     "Santurkar et al. (robust PGD)": ("sample", ["--bundle", "fmnist-robust", "--recipe",
                                                 "Santurkar et al. (robust PGD)"], "images"),
     "DeepInversion": ("mixed", ["--recipe", "DeepInversion"], None),
+    # the control for every row that starts from it: the class-Gaussian seeds alone, no classifier
+    "class-Gaussian seeds alone": ("seeds", [], None),
     "eq. 1": ("sample", ["--recipe", "eq1"], "images"),
     # Lucent's render_vis defaults (torch-lucent) on the ResNet source, adapted to 32x32 grey
     "Lucent (standard recipe)": ("lucent", [], None),
@@ -124,6 +127,11 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
         x, y, meta = lucent_row(threads, meta)
     elif how == "mixed":
         x, y, meta = mixed_row(row, threads * procs, meta)
+    elif how == "seeds":   # image i of class c: a draw of class c's Gaussian with its own seed
+        gaussians = load_bundle("fmnist").image_gaussians()
+        y = torch.arange(10).repeat_interleave(PER_CLASS)
+        x = torch.cat([sample_class_gaussians(gaussians, y[i:i + 1], 1, 32, torch.Generator().manual_seed(i))
+                       for i in range(len(y))])
     elif how == "real":
         x, y = real_row("fmnist", PER_CLASS)
     elif how == "g(real)":   # the real row through the MAE, shown as CaG shows its pictures (4 masks)

