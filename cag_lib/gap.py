@@ -92,6 +92,8 @@ def gap_verdict(report: dict) -> str:
 
 
 BASE = "CaG full, 250 steps, g(x), bf16"
+ROBUST = "CaG full, robust sources, g(x), bf16"
+SANTURKAR = "Santurkar et al. (robust PGD)"
 
 
 def gap_findings(report: dict) -> str:
@@ -101,9 +103,12 @@ def gap_findings(report: dict) -> str:
     stored = report["rows"]
     recalls = [f"{label} {stored[name]['test_mean']['recall']:.2f}" for label, name in [("CaG full", BASE), *rows]
                if name in stored]
+    rival = change_verdict(report, ROBUST, [(label, name) for label, name, _ in GAP_ROWS if name == SANTURKAR],
+                           "CaG with robust sources")
     return (change_verdict(report, BASE, rows, "CaG with plain sources")
             + "\n\nRecall, the test judges' mean: " + ", ".join(recalls)
-            + f"; the DDPM's is {stored[DDPM]['test_mean']['recall']:.2f}.")
+            + f"; the DDPM's is {stored[DDPM]['test_mean']['recall']:.2f}."
+            + ("\n\nThe rival against CaG with the same robust sources:\n\n" + rival if rival else ""))
 
 
 def levers_table(levers: dict) -> str:
