@@ -13,17 +13,17 @@ from .panel import VALIDATION, _cas, _judged, change_verdict
 DDPM = "DDPM, 1000 steps"
 # (label, stored row, made of classifiers alone)
 GAP_ROWS = (("real test images", "real", False),
-            ("g(real): the MAE's reconstructions of real images", "g(real)", False),
+            ("g(real), the MAE's reconstructions", "g(real)", False),
             ("DDPM, 1000 steps", DDPM, False),
             ("GAN", "GAN", False),
             ("CaG full (plain sources)", "CaG full, 250 steps, g(x), bf16", True),
             ("CaG full, robust sources", "CaG full, robust sources, g(x), bf16", True),
             ("CaG + BatchNorm prior", "CaG + BN prior, g(x), bf16", True),
             ("CaG, class-Gaussian start", "CaG, class-Gaussian start, g(x), bf16", True),
-            ("Santurkar et al. (robust ResNet, PGD)", "Santurkar et al. (robust PGD)", True),
+            ("Santurkar et al. (robust PGD)", "Santurkar et al. (robust PGD)", True),
             ("their class-Gaussian seeds alone", "class-Gaussian seeds alone", False),
             ("DeepInversion (plain ResNet)", "DeepInversion", True),
-            ("classic (every prior, no MAE)", "classic (every prior, no MAE)", True))
+            ("classic priors, no MAE", "classic (every prior, no MAE)", True))
 BARS = {"acc": 0.85, "acc_min": 0.80, "fd_ratio": 2.0, "recall": 0.5, "cas_ratio": 0.8}
 
 
@@ -36,9 +36,9 @@ def gap_table(report: dict) -> str:
     DDPM's in every judge's features (smallest to largest), precision, recall, CAS, and its cost."""
     rows, judges = report["rows"], list(report["test_judges"])
     ddpm = rows[DDPM]
-    lines = ["| generator (N = 1,000) | classifiers only | validation judge acc | test judges acc (range) "
-             "| test judges FD (range) | FD ÷ DDPM's, each test judge | precision | recall | CAS | s per image |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| generator (N = 1,000) | classifiers only | validation acc | test acc (range) "
+             "| test FD (range) | FD ÷ DDPM's | recall | CAS | s / image |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label, name, alone in GAP_ROWS:
         r = rows.get(name)
         if r is None:
@@ -47,8 +47,8 @@ def gap_table(report: dict) -> str:
         ratios = _fd_ratios(r, ddpm, judges)
         t = r["test_mean"]
         cost = r.get("cost", {}).get("seconds_per_image") or r.get("while_stored", {}).get("seconds_per_image")
-        lines.append(f"| {label} | {'yes' if alone else ''} | {val} | {acc} | {fd} | {min(ratios):.1f} to "
-                     f"{max(ratios):.1f} | {t['precision']:.2f} | {t['recall']:.2f} | {_cas(r)} | "
+        lines.append(f"| {label} | {'yes' if alone else ''} | {val} | {acc} | {fd} | {min(ratios):.1f}–"
+                     f"{max(ratios):.1f} | {t['recall']:.2f} | {_cas(r)} | "
                      f"{'' if cost is None else f'{cost:.3g}'} |")
     return "\n".join(lines)
 

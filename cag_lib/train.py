@@ -37,6 +37,7 @@ from .gan import ConditionalGAN
 from .mae import MaskedAutoencoder
 from .clip import SHAPES_CLIP, create_clip, normalise_images, registered_open_clip
 from .attacks import pgd_l2, robust_accuracy
+from .files import read_or_explain
 from .models import Classifier, accuracy, arch_kwargs, build_network
 from .shapes import ATTRIBUTES, COLOUR_NAMES, held_out_mask, load_shapes
 from .shapes_text import attribute_accuracy, prune_token_embedding
@@ -383,6 +384,10 @@ def save_checkpoint(cfg, step, pending, seconds, g, *stateful) -> None:
     path.with_suffix(".tmp").replace(path)
 
 
+def _read_checkpoint(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
 def resume(cfg, g, *stateful) -> tuple[int, list | None, float]:
     """(step, the rest of the epoch's batches, seconds spent) from a checkpoint of the same run, else
     (0, None, 0). A
@@ -390,10 +395,7 @@ def resume(cfg, g, *stateful) -> tuple[int, list | None, float]:
     path = checkpoint_path(cfg)
     if not cfg.checkpoint_every or not path.exists():
         return 0, None, 0.0
-    try:
-        ck = torch.load(path, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"the checkpoint {path} cannot be read ({e}); delete it to start the run afresh") from e
+    ck = read_or_explain(path, _read_checkpoint, "a training checkpoint", "delete it to start the run afresh")
     if ck["config"] != recorded_config(cfg):
         diff = sorted(k for k in {**ck["config"], **recorded_config(cfg)}
                       if ck["config"].get(k) != recorded_config(cfg).get(k))

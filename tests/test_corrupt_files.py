@@ -90,6 +90,14 @@ def _clip_state(tmp):
     return tmp / "clip.pt", lambda: clip.load_state(tmp / "clip.pt")
 
 
+def _training_checkpoint(tmp):
+    from cag_lib.train import TrainConfig, checkpoint_path, resume, save_checkpoint
+    cfg = TrainConfig(name="r", out=str(tmp), checkpoint_every=2)
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(cfg, 2, [torch.arange(3)], 1.0, torch.Generator(), model)
+    return checkpoint_path(cfg), lambda: resume(cfg, torch.Generator(), model)
+
+
 # kind -> (make a good file, the corruptions it must survive). A checkpoint that the user brings has no
 # checksum, so bytes flipped inside its tensors cannot be told from other weights: no "flipped" there.
 ALL = ("truncated", "empty", "flipped", "foreign")
@@ -106,6 +114,7 @@ KINDS = {
     "sampling run manifest": (_run_manifest, ALL),
     "MAE checkpoint (.pth)": (_mae_checkpoint, ("truncated", "empty", "foreign")),
     "CLIP state dict (.pt)": (_clip_state, ("truncated", "empty", "foreign")),
+    "training checkpoint (.pt)": (_training_checkpoint, ("truncated", "empty", "foreign")),
 }
 
 

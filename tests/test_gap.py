@@ -26,6 +26,7 @@ def test_the_validation_judge_chooses_among_classifier_only_rows():
     assert met["cas_ratio"][0] == 0.5 and not met["cas_ratio"][2]
     assert "falls short of every bar" in gap_verdict(rep)
     assert "| DeepInversion (plain ResNet) | yes |" in gap_table(rep)
+    assert "| 20.0–15.0 |" not in gap_table(rep) and "| 15.0–20.0 |" in gap_table(rep)   # smallest to largest
 
 
 def test_a_row_that_meets_every_bar_is_said_to():
