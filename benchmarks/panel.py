@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cag_lib import bench
+from cag_lib.files import read_or_explain
 from cag_lib.generate import generate, mean_reconstruction
 from cag_lib.lucent_baseline import STEPS as LUCENT_STEPS
 from cag_lib.lucent_baseline import lucent_images
@@ -165,29 +166,33 @@ def mixed_config(args: list):
     return bundle, recipe_name, changes
 
 
-def mixed_row(row: str, threads: int, meta: dict, per_batch: int = 10):
+def mixed_batch(args: list, targets: list, seed: int):
+    """One batch of a mixed row's recipe for `targets` (classes mixed): (the Result, its bundle)."""
+    bundle_name, name, changes = mixed_config(args)
+    bundle = load_bundle(bundle_name)
+    return generate(bundle, targets, recipe(name, seed=seed, progress=False, **changes)), bundle
+
+
+def mixed_row(row: str, threads: int, meta: dict, per_batch: int = 10, classes: int = 10):
     """A row whose batches hold every class (per_batch of each, seed = the batch's index), made with
     generate in one process; each batch is kept under runs/panel/<row>/ so a stopped run continues."""
-    bundle_name, name, changes = mixed_config(ROWS[row][1])
-    bundle = load_bundle(bundle_name)
     torch.set_num_threads(threads)
     folder = run_folder(row)
     folder.mkdir(parents=True, exist_ok=True)
-    k = len(bundle.class_names)
     xs, ys, seconds = [], [], 0.0
     for b in range(PER_CLASS // per_batch):
         path = folder / f"batch{b}.pt"
         if not path.exists():
-            res = generate(bundle, list(range(k)) * per_batch, recipe(name, seed=b, progress=False, **changes))
+            res, _ = mixed_batch(ROWS[row][1], list(range(classes)) * per_batch, seed=b)
             torch.save({"x": shown_images(res)[0], "y": res.targets, "seconds": res.seconds}, path)
-        done = torch.load(path)
+        done = read_or_explain(path, torch.load, "a stored batch of this row", "delete it and make the row again")
         xs.append(done["x"]), ys.append(done["y"])
         seconds += done["seconds"]
         print(f"{row}: batch {b} done", flush=True)
-    n = PER_CLASS * k
+    n = PER_CLASS * classes
     meta.update(command=f"python benchmarks/panel.py make '{row}'", shown="images", processes=1,
                 threads=threads, seconds_per_image=seconds / n, cpu=platform.processor() or platform.machine(),
-                batches=f"{PER_CLASS // per_batch} batches of {per_batch * k}, every class in each")
+                batches=f"{PER_CLASS // per_batch} batches of {per_batch * classes}, every class in each")
     return torch.cat(xs), torch.cat(ys), meta
 
 
@@ -224,11 +229,8 @@ def measure_cost(rows, per_image: int = 25) -> dict:
                            "evaluations_per_image": LUCENT_STEPS}
             print(f"{row:34s} {report[row]['seconds_per_image']:.3f} s per image", flush=True)
         if how == "mixed":   # one batch of per_image images holding every class in turn
-            bundle_name, name, changes = mixed_config(args)
-            bundle = load_bundle(bundle_name)
             torch.set_num_threads(1)
-            targets = [i % len(bundle.class_names) for i in range(per_image)]
-            res = generate(bundle, targets, recipe(name, seed=7, progress=False, **changes))
+            res, bundle = mixed_batch(args, [i % 10 for i in range(per_image)], seed=7)
             report[row] = {"seconds_per_image": res.seconds / per_image,
                            "evaluations_per_image": cag_passes(res.config, len(bundle.classifiers))}
             print(f"{row:34s} {report[row]['seconds_per_image']:.3f} s per image", flush=True)

@@ -390,15 +390,14 @@ def _read_checkpoint(path: Path) -> dict:
 
 def resume(cfg, g, *stateful) -> tuple[int, list | None, float]:
     """(step, the rest of the epoch's batches, seconds spent) from a checkpoint of the same run, else
-    (0, None, 0). A
-    checkpoint of another configuration is refused, not silently mixed in."""
+    (0, None, 0). A checkpoint of another configuration is refused, not silently mixed in."""
     path = checkpoint_path(cfg)
     if not cfg.checkpoint_every or not path.exists():
         return 0, None, 0.0
     ck = read_or_explain(path, _read_checkpoint, "a training checkpoint", "delete it to start the run afresh")
-    if ck["config"] != recorded_config(cfg):
-        diff = sorted(k for k in {**ck["config"], **recorded_config(cfg)}
-                      if ck["config"].get(k) != recorded_config(cfg).get(k))
+    now = recorded_config(cfg)
+    if ck["config"] != now:
+        diff = sorted(k for k in {**ck["config"], **now} if ck["config"].get(k) != now.get(k))
         raise ValueError(f"the checkpoint {path} is of a run with other settings ({', '.join(diff)}); run the "
                          f"same command to continue it, or delete the file to start afresh")
     for s, state in zip(stateful, ck["states"]):
