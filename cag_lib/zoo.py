@@ -54,6 +54,11 @@ BUNDLES = {
     # robust models, whose input gradients point at visible features
     "fmnist-robust": BundleSpec("fmnist-robust", "fmnist", ("resnet_robust", "vit_robust"), "convnext", "mae",
                                 "Fashion-MNIST with adversarially trained (L2) sources"),
+    # the same world, sources and judge, with an MAE of 2x2 patches: its reconstructions are sharper
+    "fmnist-sharp": BundleSpec("fmnist-sharp", "fmnist", ("resnet", "vit"), "convnext", "mae_sharp",
+                               "Fashion-MNIST with an MAE of 2x2 patches (a sharper g)"),
+    "shapes-robust": BundleSpec("shapes-robust", "shapes", ("resnet_robust", "vit_robust"), "convnext", "mae",
+                                "coloured shapes with adversarially trained (L2) sources"),
 }
 
 

@@ -100,7 +100,7 @@ def test_missing_file_says_how_to_retrain(tmp_path):
 
 
 def test_bad_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="available bundles: fmnist, shapes, fmnist-robust"):
+    with pytest.raises(ValueError, match="available bundles: fmnist, shapes, fmnist-robust, fmnist-sharp, shapes-robust"):
         zoo.load_bundle("cifar10")
     b = zoo.load_bundle("fmnist")
     assert b.class_index("sneaker") == 7 and b.class_index(3) == 3
