@@ -98,3 +98,16 @@ def test_what_the_page_says_holds_in_the_stored_panel():
     assert all(seeds[j]["acc"] > 0.3 for j in judges)                                # chance is 0.1
     assert rows[SANTURKAR]["test_mean"]["recall"] <= rows[BASE]["test_mean"]["recall"] + 0.02
     assert chosen_row(rep)[1] == ROBUST and rows[SANTURKAR]["test_mean"]["acc"] > rows[ROBUST]["test_mean"]["acc"]
+
+
+def test_what_the_pages_say_of_the_shapes_world_holds():
+    """book/gap.md and book/where.md: robust sources make the shapes judge name far more of CaG's
+    pictures (more than two standard errors of the difference), and still fewer than 0.9."""
+    import json
+
+    from cag_lib.panel import results_dir
+    rows = json.loads((results_dir() / "shapes_conditional.json").read_text())["rows"]
+    plain, robust = rows["shapes"], rows["shapes-robust"]
+    se = sum(r["judge_acc"] * (1 - r["judge_acc"]) / r["n"] for r in (plain, robust)) ** 0.5
+    assert robust["judge_acc"] - plain["judge_acc"] > 2 * se
+    assert robust["judge_acc"] < 0.9
