@@ -132,6 +132,14 @@ def starting_images(models, cfg: GenerateConfig, targets: torch.Tensor, generato
     return sample_class_gaussians(models.image_gaussians(), targets, models.in_chans, res, generator)
 
 
+def per_image_starts(models, cfg: GenerateConfig, targets, seeds) -> torch.Tensor:
+    """cfg.start's images (B, C, r0, r0), image i drawn from its own seed alone: a picture's start
+    does not depend on the batch it is made in (the sampling command's shards)."""
+    targets = torch.as_tensor(targets).reshape(-1)
+    return torch.cat([starting_images(models, cfg, targets[i:i + 1], torch.Generator().manual_seed(int(s)))
+                      for i, s in enumerate(seeds)])
+
+
 def start_images(init: torch.Tensor, batch: int, chans: int, res: int) -> torch.Tensor:
     """Given start images (B, C, H, W) in [0, 1], checked against the targets, at the first stage's size."""
     if not isinstance(init, torch.Tensor) or init.ndim != 4 or tuple(init.shape[:2]) != (batch, chans):

@@ -40,14 +40,14 @@ from .data import load_world
 from .diffusion import sample_images
 from .errors import CorruptFileError
 from .files import FolderInUseError, hold_folder, read_json
-from .generate import GenerateConfig, generate, starting_images
+from .generate import GenerateConfig, generate, per_image_starts
 from .imagenet import imagenet_preset, load_imagenet_bundle, measure_class_stats
 from .metrics import evaluate, kernel_distance
 from .processes import Dist, barrier, broadcast, init_distributed, pick_device, set_threads, sigterm_as_interrupt
 from .recipes import RECIPES, recipe, shown_images
 from .recipes import parse_sets as parse_changes
 from .shards import MEND as SHARD_MEND
-from .shards import (CorruptShardError, Shard, job_seed, plan_shards, read_shard, save_npz, start_noise,  # noqa: F401
+from .shards import (CorruptShardError, Shard, job_seed, plan_shards, read_shard, save_npz,  # noqa: F401
                      to_uint8, write_atomic)
 from .shapes import HELD_OUT, scene_prompt, scene_triple
 from .stats import bundle_class_grams, bundle_class_stats
@@ -185,8 +185,7 @@ def cag_passes(cfg: GenerateConfig, n_sources: int) -> int:
 def cag_maker(bundle, cfg: GenerateConfig, stats):
     """make(shard, seeds, shard_seed) -> (shown, x or None, what is shown, seconds, evaluations)."""
     def make(shard: Shard, seeds, shard_seed: int):
-        init = torch.cat([starting_images(bundle, cfg, torch.tensor([shard.cls]), torch.Generator().manual_seed(s))
-                          for s in seeds])   # (B, C, r0, r0): image i from its own seed
+        init = per_image_starts(bundle, cfg, [shard.cls] * len(seeds), seeds)   # (B, C, r0, r0)
         res = generate(bundle, [shard.cls] * len(seeds), replace(cfg, seed=shard_seed), init=init,
                        class_stats=stats[0], class_grams=stats[1])
         if res.interrupted:

@@ -16,7 +16,6 @@ import torch
 
 from .errors import CorruptFileError
 from .files import read_npz
-from .generate import initial_images
 
 MEND = "delete it and the same command makes it again"
 
@@ -50,11 +49,6 @@ def job_seed(seed: int, *key) -> int:
     """A deterministic 62-bit seed for (run seed, *key): the same on every machine and process."""
     digest = hashlib.sha256(":".join(map(str, (seed, *key))).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 2
-
-
-def start_noise(seeds, chans: int, res: int, std: float) -> torch.Tensor:
-    """(B, C, res, res): image i from its own seed, as generate's default start draws a batch."""
-    return torch.cat([initial_images(1, chans, res, std, torch.Generator().manual_seed(s)) for s in seeds])
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from cag_lib.generate import GenerateConfig, generate, initial_images
-from cag_lib.sample import (CorruptShardError, Shard, job_seed, main, parse_sets, plan_shards, read_shard,
-                            start_noise)
+from cag_lib.generate import GenerateConfig, generate, initial_images, per_image_starts, starting_images
+from cag_lib.sample import CorruptShardError, Shard, job_seed, main, parse_sets, plan_shards, read_shard
+from cag_lib.zoo import load_bundle
 
 # 2 classes x 4 images in shards of 2: four shards, each one sampler batch of 60 steps (about a second)
 TINY = ["--bundle", "fmnist", "--classes", "Trouser", "Sneaker", "--per-class", "4", "--shard-size", "2",
@@ -51,11 +51,14 @@ def test_plan_covers_every_job_once_and_seeds_are_stable():
     assert all(0 <= s < 2 ** 62 for s in seeds)
 
 
-def test_start_noise_is_per_image_and_generate_starts_from_it():
-    a = start_noise([5, 6, 7], 1, 8, 0.1)
-    b = start_noise([7, 6], 1, 8, 0.1)
-    assert torch.equal(a[2], b[0]) and torch.equal(a[1], b[1])     # an image's start is its seed's alone
-    assert torch.equal(a[:1], initial_images(1, 1, 8, 0.1, torch.Generator().manual_seed(5)))
+def test_each_start_is_its_own_seeds_alone():
+    fmnist = load_bundle("fmnist")
+    for cfg in (GenerateConfig(resolutions=(8,)), GenerateConfig(resolutions=(8,), start="class gaussian")):
+        a = per_image_starts(fmnist, cfg, [1, 2, 3], [5, 6, 7])
+        b = per_image_starts(fmnist, cfg, [3, 2], [7, 6])
+        assert torch.equal(a[2], b[0]) and torch.equal(a[1], b[1])     # an image's start is its seed's alone
+        assert torch.equal(a[:1], starting_images(fmnist, cfg, torch.tensor([1]), torch.Generator().manual_seed(5)))
+    assert not torch.equal(a[:1], per_image_starts(fmnist, cfg, [2], [5]))   # the class's Gaussian
 
 
 def test_parse_sets():
@@ -195,7 +198,6 @@ def test_shapes_prompts_through_the_command(tmp_path):
 
 def test_generate_init_is_the_start(tmp_path):
     """generate(init=...) starts from the given images: the same as its own seeded noise when equal."""
-    from cag_lib.zoo import load_bundle
     b = load_bundle("fmnist")
     cfg = GenerateConfig(steps=3, resolutions=(16, 32), distribution_weight=0, progress=False)
     own = generate(b, [1, 2], cfg)
