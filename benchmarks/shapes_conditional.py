@@ -1,13 +1,18 @@
 """Class-conditional generation on the coloured-shapes world, with plain and with robust sources.
 
-The full recipe makes 25 pictures of each of the world's 8 shapes from the bundle "shapes" (plain
-sources) and from "shapes-robust" (the same sources fine-tuned on L2 PGD images of radius 1.0, the
-radius chosen on Fashion-MNIST's validation judge); the bundle's judge (a ConvNeXt, never a source,
-and the world's only judge of shape) says how many show the shape they were made for. The same
-seeds for both bundles; nothing here is chosen by the judge.
+Each row makes 25 pictures of each of the world's 8 shapes, one class per batch, from the same
+seeds: the full recipe with the bundle "shapes" (plain sources) and with "shapes-robust" (the same
+sources fine-tuned on L2 PGD images of radius 1.0, the radius chosen on Fashion-MNIST's validation
+judge), then two recipes of the gap page on the robust sources: CaG with the class-Gaussian start,
+and Santurkar et al.'s robust PGD (their ImageNet radius and step scaled by sqrt(pixels) to
+32 x 32 x 3, as the recipe scales them to 32 x 32 x 1). The bundle's judge (a ConvNeXt, never a
+source, and the world's only judge of shape) says how many show the shape they were made for;
+nothing here is chosen by it.
 
-    python benchmarks/shapes_conditional.py    # -> benchmarks/results/shapes_conditional.json
-                                               #    and book/figures/shapes_conditional.png
+    python benchmarks/shapes_conditional.py [--rows ROW ...]
+        # -> benchmarks/results/shapes_conditional.json (the rows asked for replace their old
+        #    numbers, the others stay), each row's pictures (uint8) and targets in
+        #    benchmarks/results/samples/shapes_<row>.npz, and book/figures/shapes_conditional.png
 """
 from __future__ import annotations
 
@@ -17,47 +22,83 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cag_lib import bench
-from cag_lib.generate import GenerateConfig, generate
+from cag_lib.files import read_npz
+from cag_lib.generate import generate
 from cag_lib.models import accuracy
+from cag_lib.panel import set_slug
+from cag_lib.recipes import recipe, shown_images
+from cag_lib.shards import to_uint8
 from cag_lib.viz import rows_figure
 from cag_lib.zoo import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "shapes_conditional.json"
 FIGURE = ROOT / "book" / "figures" / "shapes_conditional.png"
+SAMPLES = ROOT / "benchmarks" / "results" / "samples"
 PER_CLASS = 25
+SHOWN = 3                            # pictures of each shape per row in the figure
+# Santurkar et al.: eps 40 and step 1 at 224 x 224 x 3, times sqrt(32 * 32 * 3 / (224 * 224 * 3))
+PIXELS = (32 * 32 * 3 / (224 * 224 * 3)) ** 0.5
+ROWS = {   # row: (bundle, recipe, changes)
+    "shapes": ("shapes", "CaG full", {}),
+    "shapes-robust": ("shapes-robust", "CaG full", {}),
+    "shapes-robust, class-Gaussian start": ("shapes-robust", "CaG, class-Gaussian start", {}),
+    "shapes-robust, Santurkar et al.": ("shapes-robust", "Santurkar et al. (robust PGD)",
+                                        {"pgd_eps": round(40 * PIXELS, 2), "pgd_step": round(PIXELS, 3)}),
+}
+
+
+def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(the row's numbers, its pictures (N, 3, 32, 32), their targets)."""
+    name, recipe_name, changes = ROWS[row]
+    b = load_bundle(name)
+    t0, shown, ys = time.time(), [], []
+    for c in range(len(b.class_names)):      # one class per batch, as the sampling command's shards
+        res = generate(b, [c] * per_class, recipe(recipe_name, seed=c, progress=False, **changes))
+        shown.append(shown_images(res)[0])
+        ys.append(res.targets)
+    x, y = torch.cat(shown), torch.cat(ys)
+    numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": shown_images(res)[1],
+               "judge_acc": accuracy(b.judge, x, y), "n": len(y),
+               "per_class": {cls: accuracy(b.judge, x[y == i], y[y == i]) for i, cls in enumerate(b.class_names)},
+               "seconds": round(time.time() - t0, 1)}
+    return numbers, x, y
+
+
+def stored(row: str) -> Path:
+    return SAMPLES / f"shapes_{set_slug(row)}.npz"
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--per-class", type=int, default=PER_CLASS)
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
+                   help=f"rows to (re)make; the others keep their stored numbers ({', '.join(ROWS)})")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    report, pictures = {"rows": {}}, {}
-    for name in ("shapes", "shapes-robust"):
-        b = load_bundle(name)
-        t0, shown, ys = time.time(), [], []
-        for c in range(len(b.class_names)):      # one class per batch, as the sampling command's shards
-            res = generate(b, [c] * a.per_class, GenerateConfig(seed=c, progress=False))
-            shown.append(res.reconstructions)
-            ys.append(res.targets)
-        x, y = torch.cat(shown), torch.cat(ys)
-        report["rows"][name] = {"judge_acc": accuracy(b.judge, x, y), "n": len(y),
-                                "per_class": {cls: accuracy(b.judge, x[y == i], y[y == i])
-                                              for i, cls in enumerate(b.class_names)},
-                                "seconds": round(time.time() - t0, 1)}
-        print(name, report["rows"][name], flush=True)
-        for i, cls in enumerate(b.class_names):
-            pictures.setdefault(f"{cls}", []).append(x[y == i][:4])
-    report.update(what=f"CaG full, {a.per_class} pictures per shape, g(x) shown, judged by the bundle's ConvNeXt",
-                  command="python " + " ".join(["benchmarks/shapes_conditional.py", *sys.argv[1:]]),
-                  machine=bench.machine())
+    report = json.loads(OUT.read_text()) if OUT.exists() else {"rows": {}}
+    for row in a.rows:
+        numbers, x, y = make_row(row, a.per_class)
+        report["rows"][row] = numbers
+        np.savez_compressed(stored(row), images=to_uint8(x), targets=y.numpy())
+        print(row, numbers, flush=True)
+    report.update(what=f"{a.per_class} pictures per shape, one class per batch (seed = class index), judged "
+                       "by the bundle's ConvNeXt", machine=bench.machine(),
+                  command="python " + " ".join(["benchmarks/shapes_conditional.py", *sys.argv[1:]]))
     OUT.write_text(json.dumps(report, indent=1) + "\n")
-    rows_figure({f"{cls}: plain | robust": torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.2)
+    pictures = {}            # the first SHOWN stored pictures of each shape, row after row
+    for row in ROWS:
+        if stored(row).exists():
+            s = read_npz(stored(row), f"run benchmarks/shapes_conditional.py --rows '{row}'", "a stored sample set")
+            x, y = torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"])
+            for i, cls in enumerate(load_bundle(ROWS[row][0]).class_names):
+                pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
+    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0)
     print(f"wrote {OUT} and {FIGURE}")
 
 

@@ -125,13 +125,15 @@ def test_adversarial_classifier_run_continues_from_its_checkpoint_exactly(tmp_pa
               str(tmp_path / "c")])
 
 
-def test_the_shipped_robust_sources_resist_the_attack_that_breaks_the_plain_ones(fmnist_test):
+@pytest.mark.parametrize("world", ["fmnist", "shapes"])
+def test_the_shipped_robust_sources_resist_the_attack_that_breaks_the_plain_ones(world, fmnist_test, shapes_test):
     from cag_lib.attacks import robust_accuracy
-    x, y = fmnist_test[0][:200], fmnist_test[1][:200]
+    test = {"fmnist": fmnist_test, "shapes": shapes_test}[world]
+    x, y = test[0][:200], test[1][:200]
     for plain, robust in (("resnet", "resnet_robust"), ("vit", "vit_robust")):
-        entry = zoo.read_manifest()["fmnist"][robust]
+        entry = zoo.read_manifest()[world][robust]
         eps = entry["training"]["config"]["adv_eps"]
-        p, r = (robust_accuracy(zoo.load_model("fmnist", m), x, y, eps) for m in (plain, robust))
+        p, r = (robust_accuracy(zoo.load_model(world, m), x, y, eps) for m in (plain, robust))
         assert r > p + 0.2, (robust, r, p)
         stored = entry["metrics"][f"robust_accuracy@{eps:g}"]   # measured on 1000 images at training time
         assert abs(r - stored) < 0.1, (robust, r, stored)
