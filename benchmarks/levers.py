@@ -51,6 +51,13 @@ GROUPS = {
         "diversity weight 3": ("fmnist", "CaG full", {"diversity_weight": 3.0}),
         "diversity weight 10": ("fmnist", "CaG full", {"diversity_weight": 10.0}),
     },
+    # g: the picture CaG shows is g(x) averaged over final_masks fresh masks, through the book's MAE (4 x 4
+    # patches) or one of 2 x 2 patches (the bundle fmnist-mae-p2)
+    "g and the picture shown": {
+        "mean of 4 masks (CaG full)": ("fmnist", "CaG full", {}),
+        "one mask": ("fmnist", "CaG full", {"final_masks": 1}),
+        "2 x 2-patch MAE, mean of 4 masks": ("fmnist-mae-p2", "CaG full", {}),
+    },
 }
 
 
@@ -109,7 +116,8 @@ def main(argv=None) -> None:
         for key, (bundle_name, name, changes) in settings.items():
             if key in done["settings"]:
                 continue
-            bundle = robust_bundle(Path(bundle_name[7:])) if bundle_name.startswith("robust:") else base
+            bundle = (robust_bundle(Path(bundle_name[7:])) if bundle_name.startswith("robust:")
+                      else base if bundle_name == "fmnist" else zoo.load_bundle(bundle_name))
             done["settings"][key] = {"bundle": bundle_name, **run(bundle, name, changes, a.steps, refs)}
             print(group, "|", key, {k: v for k, v in done["settings"][key].items() if k in ("acc", "fd", "recall")},
                   flush=True)

@@ -62,7 +62,8 @@ COST = ROOT / "benchmarks" / "results" / "panel_cost_fmnist.json"
 ROWS = {
     "real": ("real", [], None),
     "g(real)": ("g(real)", [], None),
-    "g(real), sharp MAE": ("g(real)", ["--bundle", "fmnist-sharp"], None),
+    "g(real), 2 x 2-patch MAE": ("g(real)", ["--bundle", "fmnist-mae-p2"], None),
+    "g(real), one mask": ("g(real)", ["--set", "final_masks=1"], None),
     "CaG full, 250 steps, g(x)": ("sample", ["--recipe", "CaG full"], "images"),
     "CaG full, 250 steps, x": ("sample", ["--recipe", "CaG full"], "inputs"),
     "CaG full, 100 steps, g(x)": ("sample", ["--recipe", "CaG full", "--set", "steps=100"], "images"),
@@ -85,8 +86,8 @@ ROWS = {
     # the validation judge), and the rivals the paper names: bf16 like the minus-one rows where CaG runs
     "CaG full, robust sources, g(x), bf16": ("sample", ["--bundle", "fmnist-robust", "--recipe", "CaG full", "--set",
                                                        "autocast=bf16"], "images"),
-    "CaG full, sharp MAE, g(x), bf16": ("sample", ["--bundle", "fmnist-sharp", "--recipe", "CaG full", "--set",
-                                                  "autocast=bf16"], "images"),
+    "CaG full, 2 x 2-patch MAE, g(x), bf16": ("sample", ["--bundle", "fmnist-mae-p2", "--recipe", "CaG full",
+                                                        "--set", "autocast=bf16"], "images"),
     # the BatchNorm prior matches a batch to statistics over all classes: its batches mix the classes
     "CaG + BN prior, g(x), bf16": ("mixed", ["--recipe", "CaG + BN prior", "--set", "autocast=bf16"], None),
     "CaG, class-Gaussian start, g(x), bf16": ("sample", ["--recipe", "CaG, class-Gaussian start", "--set",
@@ -136,10 +137,11 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
         x = per_image_starts(load_bundle("fmnist"), start, y, range(len(y)))
     elif how == "real":
         x, y = real_row("fmnist", PER_CLASS)
-    elif how == "g(real)":   # the real row through the MAE, shown as CaG shows its pictures (4 masks)
+    elif how == "g(real)":   # the real row through the row's bundle's MAE, shown as CaG shows its pictures
         x, y = real_row("fmnist", PER_CLASS)
-        bundle = bundle_args(args)[1]                  # whose MAE: the row's bundle
-        x = mean_reconstruction(load_bundle(bundle).mae, x, 0.75, False, n_masks=4, seed=0)
+        changes = parse_sets(args[args.index("--set") + 1:]) if "--set" in args else {}
+        bundle, masks = bundle_args(args)[1], recipe("CaG full", **changes).final_masks   # 4 unless set
+        x = mean_reconstruction(load_bundle(bundle).mae, x, 0.75, False, n_masks=masks, seed=0)
     else:
         out = run_folder(row)
         launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]

@@ -14,10 +14,13 @@ DDPM = "DDPM, 1000 steps"
 # (label, stored row, made of classifiers alone)
 GAP_ROWS = (("real test images", "real", False),
             ("g(real), the MAE's reconstructions", "g(real)", False),
+            ("g(real), one mask", "g(real), one mask", False),
+            ("g(real), the 2 × 2-patch MAE's", "g(real), 2 x 2-patch MAE", False),
             ("DDPM, 1000 steps", DDPM, False),
             ("GAN", "GAN", False),
             ("CaG full (plain sources)", "CaG full, 250 steps, g(x), bf16", True),
             ("CaG full, robust sources", "CaG full, robust sources, g(x), bf16", True),
+            ("CaG full, 2 × 2-patch MAE", "CaG full, 2 x 2-patch MAE, g(x), bf16", True),
             ("CaG + BatchNorm prior", "CaG + BN prior, g(x), bf16", True),
             ("CaG, class-Gaussian start", "CaG, class-Gaussian start, g(x), bf16", True),
             ("Santurkar et al. (robust PGD)", "Santurkar et al. (robust PGD)", True),
