@@ -139,8 +139,7 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
         x, y = real_row("fmnist", PER_CLASS)
     elif how == "g(real)":   # the real row through the row's bundle's MAE, shown as CaG shows its pictures
         x, y = real_row("fmnist", PER_CLASS)
-        changes = parse_sets(args[args.index("--set") + 1:]) if "--set" in args else {}
-        bundle, masks = bundle_args(args)[1], recipe("CaG full", **changes).final_masks   # 4 unless set
+        bundle, masks = bundle_args(args)[1], recipe("CaG full", **set_changes(args)).final_masks   # 4 unless set
         x = mean_reconstruction(load_bundle(bundle).mae, x, 0.75, False, n_masks=masks, seed=0)
     else:
         out = run_folder(row)
@@ -162,10 +161,15 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
 
 
+def set_changes(args: list) -> dict:
+    """The GenerateConfig changes of a row's sampling-style arguments (--set k=v ...)."""
+    return parse_sets(args[args.index("--set") + 1:]) if "--set" in args else {}
+
+
 def mixed_config(args: list):
     """A mixed row's bundle and GenerateConfig, from its sampling-style arguments."""
     recipe_name = args[args.index("--recipe") + 1]
-    changes = parse_sets(args[args.index("--set") + 1:]) if "--set" in args else {}
+    changes = set_changes(args)
     bundle = args[args.index("--bundle") + 1] if "--bundle" in args else "fmnist"
     return bundle, recipe_name, changes
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from cag_lib import bench
+from cag_lib.data import world_classes
 from cag_lib.files import read_npz
 from cag_lib.generate import generate
 from cag_lib.models import accuracy
@@ -59,10 +60,11 @@ def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor
     t0, shown, ys = time.time(), [], []
     for c in range(len(b.class_names)):      # one class per batch, as the sampling command's shards
         res = generate(b, [c] * per_class, recipe(recipe_name, seed=c, progress=False, **changes))
-        shown.append(shown_images(res)[0])
+        picture, what = shown_images(res)
+        shown.append(picture)
         ys.append(res.targets)
     x, y = torch.cat(shown), torch.cat(ys)
-    numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": shown_images(res)[1],
+    numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": what,
                "judge_acc": accuracy(b.judge, x, y), "n": len(y),
                "per_class": {cls: accuracy(b.judge, x[y == i], y[y == i]) for i, cls in enumerate(b.class_names)},
                "seconds": round(time.time() - t0, 1)}
@@ -96,7 +98,7 @@ def main(argv=None) -> None:
         if stored(row).exists():
             s = read_npz(stored(row), f"run benchmarks/shapes_conditional.py --rows '{row}'", "a stored sample set")
             x, y = torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"])
-            for i, cls in enumerate(load_bundle(ROWS[row][0]).class_names):
+            for i, cls in enumerate(world_classes("shapes")):
                 pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
     rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0)
     print(f"wrote {OUT} and {FIGURE}")
