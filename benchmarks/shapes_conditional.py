@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cag_lib import bench
+from cag_lib import bench, zoo
 from cag_lib.data import world_classes
 from cag_lib.files import read_npz
 from cag_lib.generate import generate
 from cag_lib.models import accuracy
-from cag_lib.panel import set_slug
+from cag_lib.panel import TEST_JUDGES, VALIDATION, judge_card, set_slug
 from cag_lib.recipes import recipe, shown_images
 from cag_lib.shards import to_uint8
 from cag_lib.viz import rows_figure
@@ -44,13 +44,24 @@ PER_CLASS = 25
 SHOWN = 3                            # pictures of each shape per row in the figure
 # Santurkar et al.: eps 40 and step 1 at 224 x 224 x 3, times sqrt(32 * 32 * 3 / (224 * 224 * 3))
 PIXELS = (32 * 32 * 3 / (224 * 224 * 3)) ** 0.5
+SANTURKAR = {"pgd_eps": round(40 * PIXELS, 2), "pgd_step": round(PIXELS, 3)}
 ROWS = {   # row: (bundle, recipe, changes)
     "shapes": ("shapes", "CaG full", {}),
     "shapes-robust": ("shapes-robust", "CaG full", {}),
     "shapes-robust, class-Gaussian start": ("shapes-robust", "CaG, class-Gaussian start", {}),
-    "shapes-robust, Santurkar et al.": ("shapes-robust", "Santurkar et al. (robust PGD)",
-                                        {"pgd_eps": round(40 * PIXELS, 2), "pgd_step": round(PIXELS, 3)}),
+    "shapes-robust, Santurkar et al.": ("shapes-robust", "Santurkar et al. (robust PGD)", SANTURKAR),
+    # variations of Santurkar et al.'s PGD, chosen among on the validation judge alone
+    "shapes-robust, Santurkar et al., ViT": ("shapes-robust", "Santurkar et al. (robust PGD)",
+                                             {**SANTURKAR, "classifiers": (1,)}),
+    "shapes-robust, Santurkar et al., ResNet + ViT": ("shapes-robust", "Santurkar et al. (robust PGD)",
+                                                      {**SANTURKAR, "classifiers": (0, 1)}),
+    "shapes-robust, Santurkar et al., twice the radius": (
+        "shapes-robust", "Santurkar et al. (robust PGD)",
+        {"pgd_eps": round(2 * SANTURKAR["pgd_eps"], 2), "pgd_step": round(2 * SANTURKAR["pgd_step"], 3)}),
+    "shapes-robust, Santurkar et al., 200 steps": ("shapes-robust", "Santurkar et al. (robust PGD)",
+                                                   {**SANTURKAR, "steps": 200}),
 }
+VARIATIONS = [row for row in ROWS if row.startswith("shapes-robust, Santurkar et al., ")]
 
 
 def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -75,11 +86,16 @@ def stored(row: str) -> Path:
     return SAMPLES / f"shapes_{set_slug(row)}.npz"
 
 
+def read_row(row: str) -> tuple[torch.Tensor, torch.Tensor]:
+    s = read_npz(stored(row), f"run benchmarks/shapes_conditional.py --rows '{row}'", "a stored sample set")
+    return torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--per-class", type=int, default=PER_CLASS)
-    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
+    p.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS), metavar="ROW",
                    help=f"rows to (re)make; the others keep their stored numbers ({', '.join(ROWS)})")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -89,19 +105,26 @@ def main(argv=None) -> None:
         report["rows"][row] = numbers
         np.savez_compressed(stored(row), images=to_uint8(x), targets=y.numpy())
         print(row, numbers, flush=True)
-    report.update(what=f"{a.per_class} pictures per shape, one class per batch (seed = class index), judged "
-                       "by the bundle's ConvNeXt", machine=bench.machine(),
+    # the choice, on the validation judge (the bundle's ConvNeXt) alone; then the test judges read every row
+    report["chosen"] = max(ROWS, key=lambda row: report["rows"][row]["judge_acc"])
+    tests = {name: zoo.load_model("shapes", name) for name in TEST_JUDGES["shapes"]}
+    for row in ROWS:
+        x, y = read_row(row)
+        report["rows"][row]["test_judges"] = {name: accuracy(j, x, y) for name, j in tests.items()}
+    report["judge_card"] = judge_card({VALIDATION: load_bundle("shapes").judge, **tests}, "shapes")
+    report.update(what=f"{a.per_class} pictures per shape, one class per batch (seed = class index); chosen "
+                       "on the bundle's ConvNeXt (the validation judge), read by the test judges",
+                  test_judges=list(TEST_JUDGES["shapes"]), machine=bench.machine(),
                   command="python " + " ".join(["benchmarks/shapes_conditional.py", *sys.argv[1:]]))
     OUT.write_text(json.dumps(report, indent=1) + "\n")
-    pictures = {}            # the first SHOWN stored pictures of each shape, row after row
-    for row in ROWS:
-        if stored(row).exists():
-            s = read_npz(stored(row), f"run benchmarks/shapes_conditional.py --rows '{row}'", "a stored sample set")
-            x, y = torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"])
-            for i, cls in enumerate(world_classes("shapes")):
-                pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
+    pictures = {}            # the first SHOWN stored pictures of each shape: the recipes, then the chosen
+    shown = [row for row in ROWS if row not in VARIATIONS or row == report["chosen"]]
+    for row in shown:
+        x, y = read_row(row)
+        for i, cls in enumerate(world_classes("shapes")):
+            pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
     rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0)
-    print(f"wrote {OUT} and {FIGURE}")
+    print(f"chosen: {report['chosen']}; wrote {OUT} and {FIGURE}")
 
 
 if __name__ == "__main__":

@@ -127,3 +127,40 @@ def levers_table(levers: dict) -> str:
             lines.append(f"| {group} | {key} | {r['acc']:.3f} | {r['fd']:.1f} | {r['precision']:.2f} | "
                          f"{r['recall']:.2f} | {'yes' if key == done.get('chosen') and len(done['settings']) > 1 else ''} |")
     return "\n".join(lines)
+
+
+# the class-conditional shapes rows (benchmarks/results/shapes_conditional.json): stored row -> label
+SHAPES_ROWS = {"shapes": "CaG full, plain sources",
+               "shapes-robust": "CaG full, robust sources",
+               "shapes-robust, class-Gaussian start": "CaG with the class-Gaussian start, robust sources",
+               "shapes-robust, Santurkar et al.": "Santurkar et al. (robust PGD), the robust ResNet",
+               "shapes-robust, Santurkar et al., ViT": "… on the robust ViT",
+               "shapes-robust, Santurkar et al., ResNet + ViT": "… on both robust sources",
+               "shapes-robust, Santurkar et al., twice the radius": "… on the ResNet, twice the radius and step",
+               "shapes-robust, Santurkar et al., 200 steps": "… on the ResNet, 200 steps"}
+
+
+def shapes_table(report: dict) -> str:
+    """Each shapes row's accuracy by the validation judge (the only one looked at when choosing) and by
+    every test judge, the chosen row marked."""
+    judges = list(report["test_judges"])
+    lines = ["| recipe, sources | validation judge | " + " | ".join(judges) + " | chosen |",
+             "|---|---|" + "---|" * len(judges) + "---|"]
+    for name, label in SHAPES_ROWS.items():
+        r = report["rows"][name]
+        lines.append(f"| {label} | {r['judge_acc']:.2f} | "
+                     + " | ".join(f"{r['test_judges'][j]:.2f}" for j in judges)
+                     + f" | {'yes' if name == report['chosen'] else ''} |")
+    return "\n".join(lines)
+
+
+def shapes_judge_card(report: dict) -> str:
+    """Each shapes judge's accuracy on real test shapes, clean, blurred and noisy."""
+    card = report["judge_card"]
+    corruptions = list(next(iter(card.values())))
+    lines = ["| judge | " + " | ".join(f"real shapes, {c}" for c in corruptions) + " |",
+             "|---|" + "---|" * len(corruptions)]
+    for judge, accs in card.items():
+        label = "validation (the ConvNeXt)" if judge == VALIDATION else judge
+        lines.append(f"| {label} | " + " | ".join(f"{accs[c]:.2f}" for c in corruptions) + " |")
+    return "\n".join(lines)

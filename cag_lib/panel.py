@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from . import zoo
 from .claims import difference_se
@@ -35,10 +36,12 @@ from .data import load_world
 from .files import read_json, read_or_explain
 from .metrics import (frechet_distance, gaussian_stats, inception_score, intra_class_diversity,
                       kid_from_features, knn_radii, precision_recall)
-from .models import ClassifierOutput, predict
+from .models import ClassifierOutput, accuracy, predict
 
 TEST_JUDGES = {"fmnist": ("judge_cnn", "judge_resnet_d", "judge_mixer", "judge_cnn_plain", "judge_cnn_degrade",
-                          "knn_pixels")}
+                          "knn_pixels"),
+               # the shapes world's judges of shape besides its ConvNeXt (benchmarks/shapes_conditional.py)
+               "shapes": ("judge_cnn", "judge_resnet_d", "judge_mixer", "judge_cnn_degrade")}
 NOT_TRAINED = {"knn_pixels"}       # judges that are not networks: a rule on the training images
 VALIDATION = "validation"          # the key of the bundle's own judge in load_judges' dict
 REFERENCE = (5000, 10000)          # test images [5000, 10000): the fixed real reference
@@ -73,6 +76,21 @@ def load_sample_set(row: str, folder: Path | None = None) -> tuple[torch.Tensor,
             return (torch.from_numpy(s["images"]).float() / 255, torch.from_numpy(s["targets"]),
                     json.loads(str(s["meta"])))
     return read_or_explain(path, read, "a stored sample set", mend)
+
+
+# real test images as a generator's pictures often are: blurred, noisy (the noise seeded)
+CORRUPTIONS = {"clean": lambda x, g: x,
+               "blurred (sigma 2 px)": lambda x, g: TF.gaussian_blur(x, kernel_size=13, sigma=2.0),
+               "noisy (sigma 0.15)": lambda x, g: (x + 0.15 * torch.randn(x.shape, generator=g)).clamp(0, 1)}
+
+
+def judge_card(judges: dict, world: str, n: int = 1000) -> dict:
+    """{judge: {corruption: accuracy}} on the first n real test images of a world, clean, blurred and
+    noisy: a judge that cannot name a blurred or noisy real image says little of pictures made by
+    optimisation, which are often both."""
+    x, y = load_world(world, "test", n=n)
+    return {name: {c: accuracy(j, f(x, torch.Generator().manual_seed(0)), y) for c, f in CORRUPTIONS.items()}
+            for name, j in judges.items()}
 
 
 def load_judges(bundle, device="cpu") -> dict:

@@ -41,7 +41,7 @@ from repository import NOTICE, configured_from, fill, is_placeholder, stage_conf
 from cag_lib import text_results, zoo
 from cag_lib.bench import t4_estimate
 from cag_lib.imagenet import PRESETS
-from cag_lib.gap import gap_findings, gap_table, gap_verdict, levers_table
+from cag_lib.gap import gap_findings, gap_table, gap_verdict, levers_table, shapes_judge_card, shapes_table
 from cag_lib.metrics import ablation_markdown
 from cag_lib.panel import (ablation_table, judges_table, judges_verdict, minus_one_table, minus_one_verdict,
                            paper_table, paper_verdict, results_dir)
@@ -160,6 +160,8 @@ GENERATED = {
     "gap_verdict": lambda: gap_verdict(stored_panel()),
     "gap_findings": lambda: gap_findings(stored_panel()),
     "gap_levers": lambda: levers_table(json.loads((results_dir() / "levers_fmnist.json").read_text())),
+    "shapes_table": lambda: shapes_table(json.loads((results_dir() / "shapes_conditional.json").read_text())),
+    "shapes_judges": lambda: shapes_judge_card(json.loads((results_dir() / "shapes_conditional.json").read_text())),
     "ablation_80": lambda: ablation_markdown(results_dir() / "ablation_fmnist.json"),
     "chapter_minutes": lambda: minutes_table(),
     "t4_estimate": t4_estimate_text,

@@ -40,10 +40,10 @@ def test_weights_fit_the_budget():
     token embeddings already pruned) and the larger shapes MAE; 45 MiB until 12 CLIPs; 57 MiB until 16; 69 MiB until the
     8 adversarially fine-tuned ones; 92 MiB until the three Fashion-MNIST test judges (6.4 MB, most of
     it the ResNet-D) and the small GAN (1.2 MB); 96 MiB until the robust Fashion-MNIST sources (3.3 MB);
-    100 MiB until the robust shapes sources (3.3 MB) and the 2 x 2-patch MAE (1.9 MB); 104 MiB since
-    (the limit is 120)."""
+    100 MiB until the robust shapes sources (3.3 MB) and the 2 x 2-patch MAE (1.9 MB); 104 MiB until the
+    shapes world's four test judges (6.6 MB, most of it the ResNet-D); 111 MiB since (the limit is 120)."""
     total = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.glob("*/*.safetensors"))
-    assert total <= 104 * 2 ** 20, f"{total / 2**20:.1f} MB of weights"
+    assert total <= 111 * 2 ** 20, f"{total / 2**20:.1f} MB of weights"
 
 
 def test_judge_is_held_out(bundle):
