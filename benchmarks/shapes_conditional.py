@@ -3,16 +3,18 @@
 Each row makes 25 pictures of each of the world's 8 shapes, one class per batch, from the same
 seeds: the full recipe with the bundle "shapes" (plain sources) and with "shapes-robust" (the same
 sources fine-tuned on L2 PGD images of radius 1.0, the radius chosen on Fashion-MNIST's validation
-judge), then two recipes of the gap page on the robust sources: CaG with the class-Gaussian start,
-and Santurkar et al.'s robust PGD (their ImageNet radius and step scaled by sqrt(pixels) to
-32 x 32 x 3, as the recipe scales them to 32 x 32 x 1). The bundle's judge (a ConvNeXt, never a
-source, and the world's only judge of shape) says how many show the shape they were made for;
-nothing here is chosen by it.
+judge), two recipes of the gap page on the robust sources (CaG with the class-Gaussian start, and
+Santurkar et al.'s robust PGD, their ImageNet radius and step scaled by sqrt(pixels) to 32 x 32 x 3
+as the recipe scales them to 32 x 32 x 1), and four variations of Santurkar et al.'s PGD. The
+bundle's ConvNeXt is the validation judge: the row it names most often is "chosen". Then the
+world's test judges (panel.TEST_JUDGES["shapes"]) read every stored row, and each judge's accuracy
+on clean, blurred and noisy real shapes is measured (panel.judge_card).
 
     python benchmarks/shapes_conditional.py [--rows ROW ...]
         # -> benchmarks/results/shapes_conditional.json (the rows asked for replace their old
-        #    numbers, the others stay), each row's pictures (uint8) and targets in
-        #    benchmarks/results/samples/shapes_<row>.npz, and book/figures/shapes_conditional.png
+        #    numbers, the others stay; --rows with no row makes none and reads them all again),
+        #    each row's pictures (uint8) and targets in benchmarks/results/samples/shapes_<row>.npz,
+        #    and book/figures/shapes_conditional.png (the recipes and the chosen variation)
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ OUT = ROOT / "benchmarks" / "results" / "shapes_conditional.json"
 FIGURE = ROOT / "book" / "figures" / "shapes_conditional.png"
 SAMPLES = ROOT / "benchmarks" / "results" / "samples"
 PER_CLASS = 25
+CARD_IMAGES = 1000                   # real test shapes each judge is measured on, clean and corrupted
 SHOWN = 3                            # pictures of each shape per row in the figure
 # Santurkar et al.: eps 40 and step 1 at 224 x 224 x 3, times sqrt(32 * 32 * 3 / (224 * 224 * 3))
 PIXELS = (32 * 32 * 3 / (224 * 224 * 3)) ** 0.5
@@ -111,7 +114,8 @@ def main(argv=None) -> None:
     for row in ROWS:
         x, y = read_row(row)
         report["rows"][row]["test_judges"] = {name: accuracy(j, x, y) for name, j in tests.items()}
-    report["judge_card"] = judge_card({VALIDATION: load_bundle("shapes").judge, **tests}, "shapes")
+    report["judge_card"] = judge_card({VALIDATION: load_bundle("shapes").judge, **tests}, "shapes", CARD_IMAGES)
+    report["judge_card_images"] = CARD_IMAGES
     report.update(what=f"{a.per_class} pictures per shape, one class per batch (seed = class index); chosen "
                        "on the bundle's ConvNeXt (the validation judge), read by the test judges",
                   test_judges=list(TEST_JUDGES["shapes"]), machine=bench.machine(),

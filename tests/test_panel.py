@@ -42,6 +42,30 @@ def test_test_judges_are_in_the_zoo_and_good_enough():
         assert entries[n]["role"] == "test-judge" and entries[n]["metrics"]["test_accuracy"] >= 0.88, n
 
 
+def test_the_shapes_test_judges_are_in_the_zoo_and_good_enough():
+    """The shapes world's test judges: other families than its ConvNeXt, light and degrading
+    augmentation, each at least 0.9 on the clean test split."""
+    entries = read_manifest()["shapes"]
+    names = TEST_JUDGES["shapes"]
+    assert len(names) >= 4 and entries["convnext"]["arch"] not in {entries[n]["arch"] for n in names}
+    assert {entries[n]["training"]["config"]["augment"] for n in names} >= {"light", "degrade"}
+    for n in names:
+        assert entries[n]["role"] == "test-judge" and entries[n]["metrics"]["test_accuracy"] >= 0.9, n
+
+
+def test_the_judge_card_is_measured_again():
+    """Each shapes judge's accuracy on clean, blurred and noisy real shapes, measured again on the first
+    300 of the 1,000 stored (three standard errors of 300 images, plus 0.01)."""
+    from cag_lib.panel import judge_card
+    from cag_lib.zoo import load_model
+    stored = json.loads((PANEL.parent / "shapes_conditional.json").read_text())["judge_card"]
+    names = ("judge_cnn", "judge_resnet_d")         # the most and the least fooled by noise
+    again = judge_card({n: load_model("shapes", n) for n in names}, "shapes", n=300)
+    for n in names:
+        for corruption, p in stored[n].items():
+            assert abs(again[n][corruption] - p) <= 3 * (p * (1 - p) / 300) ** 0.5 + 0.01, (n, corruption)
+
+
 def test_every_row_has_a_thousand_images_and_every_number_for_every_judge(report):
     judges = ["validation", *TEST_JUDGES["fmnist"]]
     for name, row in report["rows"].items():
