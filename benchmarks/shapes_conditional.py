@@ -64,7 +64,7 @@ ROWS = {   # row: (bundle, recipe, changes)
     "shapes-robust, Santurkar et al., 200 steps": ("shapes-robust", "Santurkar et al. (robust PGD)",
                                                    {**SANTURKAR, "steps": 200}),
 }
-VARIATIONS = [row for row in ROWS if row.startswith("shapes-robust, Santurkar et al., ")]
+VARIATIONS = [row for row in ROWS if ", Santurkar et al., " in row]   # in the figure only if chosen
 
 
 def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
