@@ -65,6 +65,10 @@ ROWS = {   # row: (bundle, recipe, changes)
                                                    {**SANTURKAR, "steps": 200}),
 }
 VARIATIONS = [row for row in ROWS if ", Santurkar et al., " in row]   # in the figure only if chosen
+FIGURE_LABELS = {"shapes": "CaG,\nplain sources", "shapes-robust": "CaG,\nrobust sources",
+                 "shapes-robust, class-Gaussian start": "CaG, robust,\nGaussian start",
+                 "shapes-robust, Santurkar et al.": "Santurkar et al.,\nrobust ResNet",
+                 **{row: "Santurkar et al.,\n" + row.split("Santurkar et al., ")[1] for row in VARIATIONS}}
 
 
 def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -127,7 +131,8 @@ def main(argv=None) -> None:
         x, y = read_row(row)
         for i, cls in enumerate(world_classes("shapes")):
             pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
-    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0)
+    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0,
+                columns=[FIGURE_LABELS[row] for row in shown])
     print(f"chosen: {report['chosen']}; wrote {OUT} and {FIGURE}")
 
 

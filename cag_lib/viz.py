@@ -19,8 +19,10 @@ def grid(images: torch.Tensor, nrow: int = 8, scale: int = 1, padding: int = 1) 
     return make_grid(x, nrow=nrow, padding=padding, pad_value=1.0)
 
 
-def rows_figure(rows: dict, path: str | Path | None = None, title: str = "", scale: int = 2):
-    """A matplotlib figure with one labelled row per entry of rows {label: (B, C, H, W)}; saved if path."""
+def rows_figure(rows: dict, path: str | Path | None = None, title: str = "", scale: int = 2,
+                columns: list | None = None):
+    """A matplotlib figure with one labelled row per entry of rows {label: (B, C, H, W)}; saved if path.
+    columns: labels over equal groups of columns (each row's B pictures split among them)."""
     import matplotlib.pyplot as plt
 
     grids = [grid(x, nrow=len(x), scale=scale) for x in rows.values()]
@@ -33,6 +35,10 @@ def rows_figure(rows: dict, path: str | Path | None = None, title: str = "", sca
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
         for s in ax.spines.values():
             s.set_visible(False)
+    if columns:
+        width = grids[0].shape[2]
+        for i, label in enumerate(columns):   # centred over its group, above the first row
+            axes[0, 0].text((i + 0.5) * width / len(columns), -3, label, ha="center", va="bottom", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
