@@ -6,8 +6,8 @@ sources fine-tuned on L2 PGD images of radius 1.0, the radius chosen on Fashion-
 judge), two recipes of the gap page on the robust sources (CaG with the class-Gaussian start, and
 Santurkar et al.'s robust PGD, their ImageNet radius and step scaled by sqrt(pixels) to 32 x 32 x 3
 as the recipe scales them to 32 x 32 x 1), and four variations of Santurkar et al.'s PGD. The
-bundle's ConvNeXt is the validation judge: the row it names most often is "chosen". Then the
-world's test judges (panel.TEST_JUDGES["shapes"]) read every stored row, and each judge's accuracy
+bundle's ConvNeXt is the validation judge: of Santurkar et al.'s rows, the one it names most
+often is "chosen". The world's test judges (panel.TEST_JUDGES["shapes"]) read every stored row, and each judge's accuracy
 on clean, blurred and noisy real shapes is measured (panel.judge_card).
 
     python benchmarks/shapes_conditional.py [--rows ROW ...]
@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cag_lib import bench, zoo
+from cag_lib import bench
 from cag_lib.data import world_classes
 from cag_lib.files import read_npz
 from cag_lib.generate import generate
 from cag_lib.models import accuracy
-from cag_lib.panel import TEST_JUDGES, VALIDATION, judge_card, set_slug
+from cag_lib.panel import TEST_JUDGES, VALIDATION, judge_card, load_judges, set_slug
 from cag_lib.recipes import recipe, shown_images
 from cag_lib.shards import to_uint8
 from cag_lib.viz import rows_figure
@@ -65,10 +64,11 @@ ROWS = {   # row: (bundle, recipe, changes)
                                                    {**SANTURKAR, "steps": 200}),
 }
 VARIATIONS = [row for row in ROWS if ", Santurkar et al., " in row]   # in the figure only if chosen
+SANTURKAR_ROWS = ["shapes-robust, Santurkar et al.", *VARIATIONS]     # the validation judge chooses among these
 FIGURE_LABELS = {"shapes": "CaG,\nplain sources", "shapes-robust": "CaG,\nrobust sources",
-                 "shapes-robust, class-Gaussian start": "CaG, robust,\nGaussian start",
+                 "shapes-robust, class-Gaussian start": "CaG, robust,\nclass-Gaussian start",
                  "shapes-robust, Santurkar et al.": "Santurkar et al.,\nrobust ResNet",
-                 **{row: "Santurkar et al.,\n" + row.split("Santurkar et al., ")[1] for row in VARIATIONS}}
+                 **{row: "Santurkar et al., robust\n" + row.split("Santurkar et al., ")[1] for row in VARIATIONS}}
 
 
 def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -82,11 +82,13 @@ def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor
         shown.append(picture)
         ys.append(res.targets)
     x, y = torch.cat(shown), torch.cat(ys)
-    numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": what,
-               "judge_acc": accuracy(b.judge, x, y), "n": len(y),
-               "per_class": {cls: accuracy(b.judge, x[y == i], y[y == i]) for i, cls in enumerate(b.class_names)},
-               "seconds": round(time.time() - t0, 1)}
+    numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": what, "n": len(y),
+               "seconds": round(time.time() - t0, 1), "command": remake(row, per_class)}
     return numbers, x, y
+
+
+def remake(row: str, per_class: int) -> str:
+    return f"python benchmarks/shapes_conditional.py --per-class {per_class} --rows '{row}'"
 
 
 def stored(row: str) -> Path:
@@ -112,18 +114,24 @@ def main(argv=None) -> None:
         report["rows"][row] = numbers
         np.savez_compressed(stored(row), images=to_uint8(x), targets=y.numpy())
         print(row, numbers, flush=True)
-    # the choice, on the validation judge (the bundle's ConvNeXt) alone; then the test judges read every row
-    report["chosen"] = max(ROWS, key=lambda row: report["rows"][row]["judge_acc"])
-    tests = {name: zoo.load_model("shapes", name) for name in TEST_JUDGES["shapes"]}
+    # every judge reads the stored pictures (uint8), the validation judge (the bundle's ConvNeXt) first;
+    # Santurkar et al.'s variation is chosen on it alone
+    judges = load_judges(load_bundle("shapes"))
+    classes = world_classes("shapes")
     for row in ROWS:
         x, y = read_row(row)
-        report["rows"][row]["test_judges"] = {name: accuracy(j, x, y) for name, j in tests.items()}
-    report["judge_card"] = judge_card({VALIDATION: load_bundle("shapes").judge, **tests}, "shapes", CARD_IMAGES)
-    report["judge_card_images"] = CARD_IMAGES
-    report.update(what=f"{a.per_class} pictures per shape, one class per batch (seed = class index); chosen "
-                       "on the bundle's ConvNeXt (the validation judge), read by the test judges",
-                  test_judges=list(TEST_JUDGES["shapes"]), machine=bench.machine(),
-                  command="python " + " ".join(["benchmarks/shapes_conditional.py", *sys.argv[1:]]))
+        numbers = report["rows"][row]
+        numbers.setdefault("command", remake(row, numbers["n"] // len(classes)))   # the command that makes it
+        numbers["judge_acc"] = accuracy(judges[VALIDATION], x, y)
+        numbers["per_class"] = {cls: accuracy(judges[VALIDATION], x[y == i], y[y == i]) for i, cls in enumerate(classes)}
+        numbers["test_judges"] = {n: accuracy(j, x, y) for n, j in judges.items() if n != VALIDATION}
+    report["chosen"] = max(SANTURKAR_ROWS, key=lambda row: report["rows"][row]["judge_acc"])
+    report["judge_card"] = judge_card(judges, "shapes", CARD_IMAGES)
+    report.update(judge_card_images=CARD_IMAGES, per_class=a.per_class, test_judges=list(TEST_JUDGES["shapes"]),
+                  what=f"{a.per_class} pictures per shape, one class per batch (seed = class index), read by "
+                       "the validation judge (the bundle's ConvNeXt), on which Santurkar et al.'s variation is "
+                       "chosen, and by the test judges", machine=bench.machine())
+    report.pop("command", None)                            # each row keeps the command that made it
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     pictures = {}            # the first SHOWN stored pictures of each shape: the recipes, then the chosen
     shown = [row for row in ROWS if row not in VARIATIONS or row == report["chosen"]]

@@ -133,34 +133,49 @@ def levers_table(levers: dict) -> str:
 SHAPES_ROWS = {"shapes": "CaG full, plain sources",
                "shapes-robust": "CaG full, robust sources",
                "shapes-robust, class-Gaussian start": "CaG with the class-Gaussian start, robust sources",
-               "shapes-robust, Santurkar et al.": "Santurkar et al. (robust PGD), the robust ResNet",
-               "shapes-robust, Santurkar et al., ViT": "… on the robust ViT",
-               "shapes-robust, Santurkar et al., ResNet + ViT": "… on both robust sources",
-               "shapes-robust, Santurkar et al., twice the radius": "… on the ResNet, twice the radius and step",
-               "shapes-robust, Santurkar et al., 200 steps": "… on the ResNet, 200 steps"}
+               "shapes-robust, Santurkar et al.": "Santurkar et al.'s PGD on the robust ResNet",
+               "shapes-robust, Santurkar et al., ViT": "Santurkar et al.'s PGD on the robust ViT",
+               "shapes-robust, Santurkar et al., ResNet + ViT": "Santurkar et al.'s PGD on the robust ResNet + ViT",
+               "shapes-robust, Santurkar et al., twice the radius":
+                   "Santurkar et al.'s PGD on the robust ResNet, twice the radius and step",
+               "shapes-robust, Santurkar et al., 200 steps": "Santurkar et al.'s PGD on the robust ResNet, 200 steps"}
+# the shapes world's judges, as the tables name them
+SHAPES_JUDGES = {VALIDATION: "validation: ConvNeXt", "judge_cnn": "CNN, light augmentation",
+                 "judge_resnet_d": "ResNet-D, degraded images", "judge_mixer": "MLP-Mixer, degraded images",
+                 "judge_cnn_degrade": "CNN, degraded images"}
 
 
-def shapes_table(report: dict) -> str:
+def degraded_judges(report: dict, manifest: dict) -> list:
+    """The shapes test judges trained on degraded (blurred, low-contrast, noisy) images."""
+    return [j for j in report["test_judges"] if manifest[j]["training"]["config"]["augment"] == "degrade"]
+
+
+def shapes_table(report: dict, manifest: dict) -> str:
     """Each shapes row's accuracy by the validation judge (the only one looked at when choosing) and by
-    every test judge, the chosen row marked."""
-    judges = list(report["test_judges"])
-    lines = ["| recipe, sources | validation judge | " + " | ".join(judges) + " | chosen |",
-             "|---|---|" + "---|" * len(judges) + "---|"]
+    every test judge, the mean of the test judges trained on degraded images, the chosen row marked."""
+    judges, degraded = list(report["test_judges"]), degraded_judges(report, manifest)
+    lines = ["| recipe, sources | " + " | ".join(SHAPES_JUDGES.get(j, j) for j in [VALIDATION, *judges])
+             + " | mean of the judges trained on degraded images | chosen |",
+             "|---|---|" + "---|" * len(judges) + "---|---|"]
     for name, label in SHAPES_ROWS.items():
         r = report["rows"][name]
-        lines.append(f"| {label} | {r['judge_acc']:.2f} | "
-                     + " | ".join(f"{r['test_judges'][j]:.2f}" for j in judges)
-                     + f" | {'yes' if name == report['chosen'] else ''} |")
+        mean = sum(r["test_judges"][j] for j in degraded) / len(degraded)
+        lines.append(f"| {label} | {r['judge_acc']:.3f} | "
+                     + " | ".join(f"{r['test_judges'][j]:.3f}" for j in judges)
+                     + f" | {mean:.3f} | {'yes' if name == report['chosen'] else ''} |")
     return "\n".join(lines)
+
+
+CORRUPTION_WORDS = {"clean": "as they are", "blurred (sigma 2 px)": "Gaussian blur, σ = 2 pixels",
+                    "noisy (sigma 0.15)": "Gaussian noise, σ = 0.15 of the 0–1 pixel range"}
 
 
 def shapes_judge_card(report: dict) -> str:
     """Each shapes judge's accuracy on real test shapes, clean, blurred and noisy."""
     card = report["judge_card"]
     corruptions = list(next(iter(card.values())))
-    lines = ["| judge | " + " | ".join(f"real shapes, {c}" for c in corruptions) + " |",
+    lines = ["| judge | " + " | ".join(f"real shapes, {CORRUPTION_WORDS.get(c, c)}" for c in corruptions) + " |",
              "|---|" + "---|" * len(corruptions)]
     for judge, accs in card.items():
-        label = "validation (the ConvNeXt)" if judge == VALIDATION else judge
-        lines.append(f"| {label} | " + " | ".join(f"{accs[c]:.2f}" for c in corruptions) + " |")
+        lines.append(f"| {SHAPES_JUDGES.get(judge, judge)} | " + " | ".join(f"{accs[c]:.3f}" for c in corruptions) + " |")
     return "\n".join(lines)

@@ -36,9 +36,12 @@ def rows_figure(rows: dict, path: str | Path | None = None, title: str = "", sca
         for s in ax.spines.values():
             s.set_visible(False)
     if columns:
-        width = grids[0].shape[2]
+        if len(next(iter(rows.values()))) % len(columns):
+            raise ValueError(f"{len(columns)} column labels cannot name equal groups of "
+                             f"{len(next(iter(rows.values())))} pictures per row")
+        pixels = grids[0].shape[2]
         for i, label in enumerate(columns):   # centred over its group, above the first row
-            axes[0, 0].text((i + 0.5) * width / len(columns), -3, label, ha="center", va="bottom", fontsize=7)
+            axes[0, 0].text((i + 0.5) * pixels / len(columns), -3, label, ha="center", va="bottom", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -64,6 +64,14 @@ def test_the_judge_card_is_measured_again():
     for n in names:
         for corruption, p in stored[n].items():
             assert abs(again[n][corruption] - p) <= 3 * (p * (1 - p) / 300) ** 0.5 + 0.01, (n, corruption)
+    # the page: the CNN trained without degraded images calls nearly every noisy shape a cross
+    from cag_lib.data import load_world, world_classes
+    from cag_lib.models import predict
+    from cag_lib.panel import CORRUPTIONS
+    x, _ = load_world("shapes", "test", n=300)
+    noisy = CORRUPTIONS["noisy (sigma 0.15)"](x, torch.Generator().manual_seed(0))
+    called = predict(load_model("shapes", "judge_cnn"), noisy).argmax(1)
+    assert (called == world_classes("shapes").index("cross")).float().mean() > 0.9
 
 
 def test_every_row_has_a_thousand_images_and_every_number_for_every_judge(report):
