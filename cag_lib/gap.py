@@ -130,19 +130,17 @@ def levers_table(levers: dict) -> str:
 
 
 # the class-conditional shapes rows (benchmarks/results/shapes_conditional.json): stored row -> label
-SHAPES_ROWS = {"shapes": "CaG full, plain sources",
-               "shapes-robust": "CaG full, robust sources",
-               "shapes-robust, class-Gaussian start": "CaG with the class-Gaussian start, robust sources",
-               "shapes-robust, Santurkar et al.": "Santurkar et al.'s PGD on the robust ResNet",
-               "shapes-robust, Santurkar et al., ViT": "Santurkar et al.'s PGD on the robust ViT",
-               "shapes-robust, Santurkar et al., ResNet + ViT": "Santurkar et al.'s PGD on the robust ResNet + ViT",
-               "shapes-robust, Santurkar et al., twice the radius":
-                   "Santurkar et al.'s PGD on the robust ResNet, twice the radius and step",
-               "shapes-robust, Santurkar et al., 200 steps": "Santurkar et al.'s PGD on the robust ResNet, 200 steps"}
-# the shapes world's judges, as the tables name them
-SHAPES_JUDGES = {VALIDATION: "validation: ConvNeXt", "judge_cnn": "CNN, light augmentation",
-                 "judge_resnet_d": "ResNet-D, degraded images", "judge_mixer": "MLP-Mixer, degraded images",
-                 "judge_cnn_degrade": "CNN, degraded images"}
+SHAPES_ROWS = {"shapes": "CaG, plain sources",
+               "shapes-robust": "CaG, robust sources",
+               "shapes-robust, class-Gaussian start": "CaG, robust, class-Gaussian start",
+               "shapes-robust, Santurkar et al.": "Santurkar et al., robust ResNet",
+               "shapes-robust, Santurkar et al., ViT": "Santurkar et al., robust ViT",
+               "shapes-robust, Santurkar et al., ResNet + ViT": "Santurkar et al., robust ResNet + ViT",
+               "shapes-robust, Santurkar et al., twice the radius": "Santurkar et al., robust ResNet, 2 × radius",
+               "shapes-robust, Santurkar et al., 200 steps": "Santurkar et al., robust ResNet, 200 steps"}
+# the shapes world's judges, as the tables name them ("degraded": trained on degraded images too)
+SHAPES_JUDGES = {VALIDATION: "ConvNeXt (validation)", "judge_cnn": "CNN, light", "judge_resnet_d": "ResNet-D, degraded",
+                 "judge_mixer": "Mixer, degraded", "judge_cnn_degrade": "CNN, degraded"}
 
 
 def degraded_judges(report: dict, manifest: dict) -> list:
@@ -155,7 +153,7 @@ def shapes_table(report: dict, manifest: dict) -> str:
     every test judge, the mean of the test judges trained on degraded images, the chosen row marked."""
     judges, degraded = list(report["test_judges"]), degraded_judges(report, manifest)
     lines = ["| recipe, sources | " + " | ".join(SHAPES_JUDGES.get(j, j) for j in [VALIDATION, *judges])
-             + " | mean of the judges trained on degraded images | chosen |",
+             + " | mean, degraded | chosen |",
              "|---|---|" + "---|" * len(judges) + "---|---|"]
     for name, label in SHAPES_ROWS.items():
         r = report["rows"][name]

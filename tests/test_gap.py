@@ -170,7 +170,7 @@ def test_shapes_table_marks_the_choice_and_names_every_row():
     assert len(chosen) == 1 and chosen[0].startswith(f"| {SHAPES_ROWS[rep['chosen']]} |")
     cag = table[3].split(" | ")         # CaG with robust sources: the mean of the three degraded-image judges
     r = rep["rows"]["shapes-robust"]["test_judges"]
-    assert cag[0] == "| CaG full, robust sources" and float(cag[-2]) == round(
+    assert cag[0] == "| CaG, robust sources" and float(cag[-2]) == round(
         (r["judge_resnet_d"] + r["judge_mixer"] + r["judge_cnn_degrade"]) / 3, 3)
     rep["chosen"] = "shapes"
     assert shapes_table(rep, manifest).split("\n")[2].endswith("| yes |")
