@@ -139,7 +139,7 @@ def main(argv=None) -> None:
         x, y = read_row(row)
         for i, cls in enumerate(world_classes("shapes")):
             pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
-    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=1.0,
+    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=2,
                 columns=[FIGURE_LABELS[row] for row in shown])
     print(f"chosen: {report['chosen']}; wrote {OUT} and {FIGURE}")
 
