@@ -11,7 +11,11 @@ was chosen. Fashion-MNIST therefore has seven judges, none of them used for gene
   ever reported; and one that is no network (`NearestNeighbourJudge`: ten nearest training images
   vote in 64 principal components of pixels).
 
-Every sample set is compared with one fixed real reference, the last 5,000 test images, in each
+The coloured-shapes world has four test judges of shape as well (`TEST_JUDGES["shapes"]`; no
+panel of sample sets: benchmarks/shapes_conditional.py reads its pictures with them), and
+`judge_card` measures how any judge names real images that are blurred or noisy.
+
+Every Fashion-MNIST sample set is compared with one fixed real reference, the last 5,000 test images, in each
 judge's penultimate features scaled so that the reference has variance 1 per dimension on average
 (FD and KID then have the same units for every judge). The "real" row of a comparison is 100 test
 images per class from the first 5,000, so its distances are the real-vs-real floor at N = 1,000.
@@ -97,7 +101,7 @@ def load_judges(bundle, device="cpu") -> dict:
     """{"validation": the bundle's judge, test judge name: Classifier, ...}; a clear error without them."""
     names = TEST_JUDGES.get(bundle.name)
     if names is None:
-        raise ValueError(f"the bundle {bundle.name!r} has no test judges; the panel exists for "
+        raise ValueError(f"the bundle {bundle.name!r} has no test judges; bundles with test judges: "
                          f"{', '.join(TEST_JUDGES)}")
     return {VALIDATION: bundle.judge, **{n: NearestNeighbourJudge.fit(bundle.spec.world).to(device)
                                          if n in NOT_TRAINED else zoo.load_model(bundle.name, n, device) for n in names}}

@@ -215,3 +215,8 @@ def test_the_verdicts_say_every_judge_only_when_every_judge_agrees():
     said = judges_verdict({"rows": rows, "test_judges": judges})
     assert "CaG's pictures (full recipe, g(x)) 0.600 to 0.950: a spread of 0.35 against the DDPM's 0.02" in said
     assert "CaG's FD is at least 5.0 times the DDPM's" in said and "on CaG's 0.500" in said
+
+
+def test_a_bundle_without_test_judges_is_named_with_those_that_have_them():
+    with pytest.raises(ValueError, match="'fmnist-robust' has no test judges; bundles with test judges: fmnist, shapes"):
+        load_judges(load_bundle("fmnist-robust"))
