@@ -110,9 +110,14 @@ ROWS = {
 PER_CLASS = 100
 
 
+def row_bundle(args: list) -> str:
+    """The bundle a row's sampling arguments name (fmnist unless --bundle says otherwise)."""
+    return args[args.index("--bundle") + 1] if "--bundle" in args else "fmnist"
+
+
 def bundle_args(args: list) -> list:
     """A row's sampling arguments, with --bundle fmnist unless the row names its own bundle."""
-    return args if "--bundle" in args else ["--bundle", "fmnist", *args]
+    return args if "--bundle" in args else ["--bundle", row_bundle(args), *args]
 
 
 def run_folder(row: str) -> Path:
@@ -139,7 +144,7 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
         x, y = real_row("fmnist", PER_CLASS)
     elif how == "g(real)":   # the real row through the row's bundle's MAE, shown as CaG shows its pictures
         x, y = real_row("fmnist", PER_CLASS)
-        bundle, masks = bundle_args(args)[1], recipe("CaG full", **set_changes(args)).final_masks   # 4 unless set
+        bundle, masks = row_bundle(args), recipe("CaG full", **set_changes(args)).final_masks   # 4 unless set
         x = mean_reconstruction(load_bundle(bundle).mae, x, 0.75, False, n_masks=masks, seed=0)
     else:
         out = run_folder(row)
@@ -169,9 +174,7 @@ def set_changes(args: list) -> dict:
 def mixed_config(args: list):
     """A mixed row's bundle and GenerateConfig, from its sampling-style arguments."""
     recipe_name = args[args.index("--recipe") + 1]
-    changes = set_changes(args)
-    bundle = args[args.index("--bundle") + 1] if "--bundle" in args else "fmnist"
-    return bundle, recipe_name, changes
+    return row_bundle(args), recipe_name, set_changes(args)
 
 
 def mixed_batch(args: list, targets: list, seed: int):

@@ -29,6 +29,7 @@ import torch
 from cag_lib import bench
 from cag_lib.data import world_classes
 from cag_lib.files import read_npz
+from cag_lib.gap import SHAPES_ROWS
 from cag_lib.generate import generate
 from cag_lib.models import accuracy
 from cag_lib.panel import TEST_JUDGES, VALIDATION, judge_card, load_judges, set_slug
@@ -65,10 +66,6 @@ ROWS = {   # row: (bundle, recipe, changes)
 }
 VARIATIONS = [row for row in ROWS if ", Santurkar et al., " in row]   # in the figure only if chosen
 SANTURKAR_ROWS = ["shapes-robust, Santurkar et al.", *VARIATIONS]     # the validation judge chooses among these
-FIGURE_LABELS = {"shapes": "CaG,\nplain sources", "shapes-robust": "CaG,\nrobust sources",
-                 "shapes-robust, class-Gaussian start": "CaG, robust,\nclass-Gaussian start",
-                 "shapes-robust, Santurkar et al.": "Santurkar et al.,\nrobust ResNet",
-                 **{row: "Santurkar et al., robust\n" + row.split("Santurkar et al., ")[1] for row in VARIATIONS}}
 
 
 def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -83,12 +80,8 @@ def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor
         ys.append(res.targets)
     x, y = torch.cat(shown), torch.cat(ys)
     numbers = {"bundle": name, "recipe": recipe_name, "changes": changes, "shown": what, "n": len(y),
-               "seconds": round(time.time() - t0, 1), "command": remake(row, per_class)}
+               "seconds": round(time.time() - t0, 1)}
     return numbers, x, y
-
-
-def remake(row: str, per_class: int) -> str:
-    return f"python benchmarks/shapes_conditional.py --per-class {per_class} --rows '{row}'"
 
 
 def stored(row: str) -> Path:
@@ -118,10 +111,11 @@ def main(argv=None) -> None:
     # Santurkar et al.'s variation is chosen on it alone
     judges = load_judges(load_bundle("shapes"))
     classes = world_classes("shapes")
-    for row in ROWS:
-        x, y = read_row(row)
+    sets = {row: read_row(row) for row in ROWS}
+    for row, (x, y) in sets.items():
         numbers = report["rows"][row]
-        numbers.setdefault("command", remake(row, numbers["n"] // len(classes)))   # the command that makes it
+        numbers["command"] = (f"python benchmarks/shapes_conditional.py --per-class {numbers['n'] // len(classes)} "
+                              f"--rows '{row}'")                                     # the command that makes it
         numbers["judge_acc"] = accuracy(judges[VALIDATION], x, y)
         numbers["per_class"] = {cls: accuracy(judges[VALIDATION], x[y == i], y[y == i]) for i, cls in enumerate(classes)}
         numbers["test_judges"] = {n: accuracy(j, x, y) for n, j in judges.items() if n != VALIDATION}
@@ -131,16 +125,15 @@ def main(argv=None) -> None:
                   what=f"{a.per_class} pictures per shape, one class per batch (seed = class index), read by "
                        "the validation judge (the bundle's ConvNeXt), on which Santurkar et al.'s variation is "
                        "chosen, and by the test judges", machine=bench.machine())
-    report.pop("command", None)                            # each row keeps the command that made it
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     pictures = {}            # the first SHOWN stored pictures of each shape: the recipes, then the chosen
     shown = [row for row in ROWS if row not in VARIATIONS or row == report["chosen"]]
     for row in shown:
-        x, y = read_row(row)
-        for i, cls in enumerate(world_classes("shapes")):
+        x, y = sets[row]
+        for i, cls in enumerate(classes):
             pictures.setdefault(cls, []).append(x[y == i][:SHOWN])
-    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=2,
-                columns=[FIGURE_LABELS[row] for row in shown])
+    rows_figure({cls: torch.cat(p) for cls, p in pictures.items()}, FIGURE, scale=2,    # the table's names
+                columns=[SHAPES_ROWS[row].replace(", ", ",\n", 1) for row in shown])
     print(f"chosen: {report['chosen']}; wrote {OUT} and {FIGURE}")
 
 

@@ -93,8 +93,8 @@ def judge_card(judges: dict, world: str, n: int = 1000) -> dict:
     noisy: a judge that cannot name a blurred or noisy real image says little of pictures made by
     optimisation, which are often both."""
     x, y = load_world(world, "test", n=n)
-    return {name: {c: accuracy(j, f(x, torch.Generator().manual_seed(0)), y) for c, f in CORRUPTIONS.items()}
-            for name, j in judges.items()}
+    seen = {c: f(x, torch.Generator().manual_seed(0)) for c, f in CORRUPTIONS.items()}   # the same for every judge
+    return {name: {c: accuracy(j, xc, y) for c, xc in seen.items()} for name, j in judges.items()}
 
 
 def load_judges(bundle, device="cpu") -> dict:
