@@ -137,6 +137,7 @@ def levers_table(levers: dict) -> str:
 SHAPES_ROWS = {"shapes": "CaG, plain sources",
                "shapes-robust": "CaG, robust sources",
                "shapes-robust, class-Gaussian start": "CaG, robust, class-Gaussian start",
+               "shapes-robust, levers together": "CaG, robust, the levers together",
                "shapes-robust, Santurkar et al.": "Santurkar et al., robust ResNet",
                "shapes-robust, Santurkar et al., ViT": "Santurkar et al., robust ViT",
                "shapes-robust, Santurkar et al., ResNet + ViT": "Santurkar et al., robust ResNet + ViT",
