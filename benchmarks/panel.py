@@ -171,6 +171,7 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
                     threads=threads, cpu=platform.processor() or platform.machine())
     if how != "sample":
         images, targets = to_uint8(x), y.numpy()
+        meta.setdefault("command", f"python benchmarks/panel.py make '{row}'")   # the row's own settings
     SAMPLES.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=targets, meta=np.array(json.dumps(meta)))
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
