@@ -70,6 +70,9 @@ GROUPS = {
         "+ BN prior 0.01": ("fmnist-robust", "CaG + BN prior", {"start": "class gaussian"}),
         "+ mask ratio 0.5 + BN prior 0.01": ("fmnist-robust", "CaG + BN prior",
                                             {"start": "class gaussian", "mask_ratio": 0.5}),
+        # with robust sources g may hide less: the ratio the plain sources could not take
+        "+ mask ratio 0.25 + BN prior 0.01": ("fmnist-robust", "CaG + BN prior",
+                                             {"start": "class gaussian", "mask_ratio": 0.25}),
     },
 }
 

@@ -183,7 +183,7 @@ def test_the_mask_ratio_and_the_combination_were_chosen_on_the_validation_judge(
     chosen = both["settings"][both["chosen"]]
     start = both["settings"]["robust sources, class-Gaussian start"]["fd"]       # each alone further, both closer
     assert both["settings"]["+ mask ratio 0.5"]["fd"] > start and both["settings"]["+ BN prior 0.01"]["fd"] > start
-    assert chosen["fd"] < start
+    assert chosen["fd"] < start < both["settings"]["+ mask ratio 0.25 + BN prior 0.01"]["fd"]
     assert chosen["changes"] == {"start": "class gaussian", "mask_ratio": 0.5} and chosen["bundle"] == "fmnist-robust"
     assert chosen["recipe"] == "CaG + BN prior"
     path = results_dir().parent / "panel.py"
