@@ -131,6 +131,7 @@ def test_what_the_page_says_of_the_levers_together_and_the_mask_ratio_holds():
     assert together["test_mean"]["recall"] > 2 * rows[SANTURKAR]["test_mean"]["recall"]
     assert together["cost"]["seconds_per_image"] > 10 * rows[SANTURKAR]["cost"]["seconds_per_image"]
     assert all(together[j]["fd"] > 3 * ddpm[j]["fd"] for j in judges)              # several times the DDPM's
+    assert all(together[j]["fd"] < 0.5 * rows[BASE][j]["fd"] for j in judges)      # chapter 10: "much closer"
     assert together["test_mean"]["recall"] < 0.5 * ddpm["test_mean"]["recall"]
     accs = sorted(together[j]["acc"] for j in judges)
     assert accs[0] < BARS["acc_min"] and accs[1] - accs[0] > 0.1                   # one judge far below
