@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from cag_lib import bench, zoo
+from cag_lib.batchnorm import class_batches
 from cag_lib.generate import generate
 from cag_lib.panel import VALIDATION, judge_row, reference_features
 from cag_lib.recipes import recipe, shown_images
@@ -42,7 +43,7 @@ GROUPS = {
     # CaG on one ResNet (the recipe "full - ensemble"): the plain one, then each robust candidate
     "robust ResNet radius": {"plain ResNet (no attack)": ("fmnist", "full - ensemble", {})},
     # the BatchNorm prior matches a batch's statistics to the running ones over *all* classes, so its
-    # batches mix the classes, as DeepInversion's do (MIXED); every other setting makes one class per batch
+    # batches mix the classes, as DeepInversion's do (batches()); every other setting makes one class per batch
     "DeepInversion BN weight": {f"bn {w:g}": ("fmnist", "DeepInversion", {"bn_weight": w})
                                 for w in (0.01, 0.1, 1.0, 10.0, 100.0)},
     "CaG + BN prior weight": {f"bn {w:g}": ("fmnist", "CaG + BN prior", {"bn_weight": w}) for w in (0.01, 0.1, 1.0)},
@@ -86,21 +87,15 @@ def robust_bundle(folder: Path) -> zoo.Bundle:
     return zoo.Bundle(spec, [clf], base.judge, base.mae, {**base.manifest, "resnet_robust": entry})
 
 
-MIXED = ("DeepInversion", "CaG + BN prior")   # recipes whose batches mix the classes
-
-
-def batches(name: str) -> list[list[int]]:
-    """The targets of each batch: one class per batch (as the sampling command's shards), or for the
-    BatchNorm prior's recipes batches that hold every class in turn (5 batches of 25 either way)."""
-    if name in MIXED:
-        mixed = [c for _ in range(PER_CLASS) for c in CLASSES]
-        return [mixed[i:i + PER_CLASS] for i in range(0, len(mixed), PER_CLASS)]
-    return [[c] * PER_CLASS for c in CLASSES]
+def batches(name: str, changes: dict) -> list[list[int]]:
+    """The targets of each batch: one class per batch (as the sampling command's shards), or for a
+    setting with the BatchNorm prior batches that hold every class in turn (5 batches of 25 either way)."""
+    return class_batches(CLASSES, PER_CLASS, recipe(name, **changes).bn_weight > 0)
 
 
 def run(bundle, name: str, changes: dict, steps: int, refs) -> dict:
     t0, xs, ys = time.time(), [], []
-    for seed, targets in enumerate(batches(name)):
+    for seed, targets in enumerate(batches(name, changes)):
         res = generate(bundle, targets, recipe(name, seed=CLASSES[seed], progress=False, **changes,
                                                **({"steps": steps} if steps else {})))
         xs.append(shown_images(res)[0])

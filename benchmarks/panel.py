@@ -171,7 +171,7 @@ def make(row: str, threads: int = 1, procs: int = 2) -> None:
                     threads=threads, cpu=platform.processor() or platform.machine())
     if how != "sample":
         images, targets = to_uint8(x), y.numpy()
-        meta.setdefault("command", f"python benchmarks/panel.py make '{row}'")   # the row's own settings
+        meta.setdefault("command", f"python benchmarks/panel.py make '{row}'")   # every row made here, not sampled
     SAMPLES.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(SAMPLES / f"{set_slug(row)}.npz", images=images, targets=targets, meta=np.array(json.dumps(meta)))
     print(f"stored {row}: {images.shape} -> {SAMPLES / (set_slug(row) + '.npz')}", flush=True)
@@ -212,8 +212,8 @@ def mixed_row(row: str, threads: int, meta: dict, per_batch: int = 10, classes: 
         seconds += done["seconds"]
         print(f"{row}: batch {b} done", flush=True)
     n = PER_CLASS * classes
-    meta.update(command=f"python benchmarks/panel.py make '{row}'", shown="images", processes=1,
-                threads=threads, seconds_per_image=seconds / n, cpu=platform.processor() or platform.machine(),
+    meta.update(shown="images", processes=1, threads=threads, seconds_per_image=seconds / n,
+                cpu=platform.processor() or platform.machine(),
                 batches=f"{PER_CLASS // per_batch} batches of {per_batch * classes}, every class in each")
     return torch.cat(xs), torch.cat(ys), meta
 
@@ -230,8 +230,7 @@ def lucent_row(threads: int, meta: dict):
         ys.append(y)
         print(f"Lucent: class {c} done, {time.perf_counter() - t0:.0f} s", flush=True)
     n = PER_CLASS * len(bundle.class_names)
-    meta.update(command="python benchmarks/panel.py make 'Lucent (standard recipe)'", shown="images",
-                processes=1, threads=threads, seconds_per_image=(time.perf_counter() - t0) / n,
+    meta.update(shown="images", processes=1, threads=threads, seconds_per_image=(time.perf_counter() - t0) / n,
                 evaluations_per_image=LUCENT_STEPS, cpu=platform.processor() or platform.machine())
     return torch.cat(xs), torch.cat(ys), meta
 

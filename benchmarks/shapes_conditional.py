@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cag_lib import bench
+from cag_lib.batchnorm import class_batches
 from cag_lib.data import world_classes
 from cag_lib.files import read_npz
 from cag_lib.gap import SHAPES_ROWS
@@ -78,11 +79,8 @@ def make_row(row: str, per_class: int) -> tuple[dict, torch.Tensor, torch.Tensor
     name, recipe_name, changes = ROWS[row]
     b = load_bundle(name)
     t0, shown, ys = time.time(), [], []
-    n = len(b.class_names)
-    batches = [[c] * per_class for c in range(n)]   # one class per batch, as the sampling command's shards
-    if recipe(recipe_name, **changes).bn_weight > 0:  # the BatchNorm prior's statistics are over every class:
-        every = [c for _ in range(per_class) for c in range(n)]            # its batches hold them all in turn
-        batches = [every[i:i + per_class] for i in range(0, len(every), per_class)]
+    # one class per batch (as the sampling command's shards); every class in turn for the BatchNorm prior
+    batches = class_batches(range(len(b.class_names)), per_class, recipe(recipe_name, **changes).bn_weight > 0)
     for seed, targets in enumerate(batches):
         res = generate(b, targets, recipe(recipe_name, seed=seed, progress=False, **changes))
         picture, what = shown_images(res)

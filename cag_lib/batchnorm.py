@@ -39,3 +39,14 @@ def batchnorm_divergence(model: nn.Module, enabled: bool = True):
     finally:
         for h in handles:
             h.remove()
+
+
+def class_batches(classes, per_class: int, mixed: bool) -> list[list[int]]:
+    """The targets of each batch when making per_class pictures of each class: one class per batch,
+    or, for the BatchNorm prior (mixed), batches of per_class that hold every class in turn, since
+    the running statistics it matches are over all classes and a one-class batch cannot match them."""
+    classes = list(classes)
+    if not mixed:
+        return [[c] * per_class for c in classes]
+    every = [c for _ in range(per_class) for c in classes]
+    return [every[i:i + per_class] for i in range(0, len(every), per_class)]

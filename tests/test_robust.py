@@ -11,7 +11,7 @@ from torch import nn
 
 from cag_lib import zoo
 from cag_lib.attacks import pgd_l2
-from cag_lib.batchnorm import batch_divergence, batchnorm_divergence, batchnorm_layers
+from cag_lib.batchnorm import batch_divergence, batchnorm_divergence, batchnorm_layers, class_batches
 from cag_lib.samplers import PGD
 from cag_lib.stats import class_image_gaussians, sample_class_gaussians
 from cag_lib.train import checkpoint_path, main
@@ -137,3 +137,13 @@ def test_the_shipped_robust_sources_resist_the_attack_that_breaks_the_plain_ones
         assert r > p + 0.2, (robust, r, p)
         stored = entry["metrics"][f"robust_accuracy@{eps:g}"]   # measured on 1000 images at training time
         assert abs(r - stored) < 0.1, (robust, r, stored)
+
+
+def test_class_batches_hold_one_class_or_every_class_in_turn():
+    assert class_batches([0, 2], 3, mixed=False) == [[0, 0, 0], [2, 2, 2]]
+    mixed = class_batches(range(8), 25, mixed=True)
+    assert len(mixed) == 8 and all(len(b) == 25 for b in mixed)
+    assert all(set(b) == set(range(8)) for b in mixed)                 # every batch holds every class
+    flat = [c for b in mixed for c in b]
+    assert all(flat.count(c) == 25 for c in range(8)) and flat[:9] == [0, 1, 2, 3, 4, 5, 6, 7, 0]
+
